@@ -1,1 +1,1 @@
-
+"""The only package that touches the JOSE library (joserfc) and raw signature primitives."""

@@ -1,1 +1,1 @@
-
+"""SQL storage (SQLAlchemy Core, async) for SQLite and PostgreSQL."""

@@ -1,0 +1,42 @@
+# tokenward: the two commands of the README.
+#   make serve  -- set everything up, create the SQLite database and a signing key, serve on :8000
+#   make test   -- set everything up and run the whole suite (lint, types, layers, tests)
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 1
+
+.PHONY: serve test check lint typecheck layers pytest bench docs setup
+
+setup:
+	@bash scripts/bootstrap.sh
+
+serve: setup
+	$(BIN)/tokenward serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+test: setup
+	$(MAKE) --no-print-directory check
+	$(MAKE) --no-print-directory pytest
+
+check: lint typecheck layers
+
+lint:
+	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff check src tests bench examples
+
+typecheck:
+	$(BIN)/mypy
+
+layers:
+	$(BIN)/lint-imports
+
+pytest:
+	$(BIN)/pytest -q -p no:cacheprovider
+
+docs: setup
+	$(BIN)/python -m tokenward.server.settings > docs/configuration.md
+
+bench: setup
+	$(BIN)/python bench/bench_token.py

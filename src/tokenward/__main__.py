@@ -1,0 +1,5 @@
+"""``python -m tokenward``."""
+
+from tokenward.server.cli import main
+
+main()

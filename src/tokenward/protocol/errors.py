@@ -1,0 +1,141 @@
+"""OAuth 2.0 error responses as data (RFC 6749 §5.2, RFC 8707 §2, RFC 7009 §2.2.1).
+
+One class per wire error code. Each carries the HTTP status and a *safe* description chosen by
+the server; the precise reason (which may name the client or the failed check) travels in
+``reason`` and goes to the audit log only, never to the response.
+
+RFC 6749 §5.2: "Values for the "error_description" parameter MUST NOT include characters
+outside the set %x20-21 / %x23-5B / %x5D-7E."
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+__all__ = [
+    "AccessDenied",
+    "InvalidClient",
+    "InvalidRequest",
+    "InvalidScope",
+    "InvalidTarget",
+    "OAuthError",
+    "ServerError",
+    "SlowDown",
+    "TemporarilyUnavailable",
+    "UnauthorizedClient",
+    "UnsupportedGrantType",
+    "UnsupportedTokenType",
+    "safe_description",
+]
+
+_UNSAFE = re.compile(r"[^\x20\x21\x23-\x5B\x5D-\x7E]")
+
+
+def safe_description(text: str) -> str:
+    """Drop every character RFC 6749 §5.2 forbids in ``error_description``."""
+    return _UNSAFE.sub("", text)
+
+
+class OAuthError(Exception):
+    """Base of every wire error. ``reason`` is for logs; ``description`` is for the client."""
+
+    error: ClassVar[str] = "invalid_request"
+    status: ClassVar[int] = 400
+    default_description: ClassVar[str | None] = None
+
+    def __init__(self, description: str | None = None, *, reason: str | None = None) -> None:
+        text = description if description is not None else self.default_description
+        self.description = safe_description(text) if text else None
+        self.reason = reason or self.description or self.error
+        super().__init__(self.reason)
+
+    def body(self) -> dict[str, str]:
+        """The JSON object of RFC 6749 §5.2."""
+        out = {"error": self.error}
+        if self.description:
+            out["error_description"] = self.description
+        return out
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this error requires."""
+        return {}
+
+
+class InvalidRequest(OAuthError):
+    error = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    """Client authentication failed. One description for every cause (no enumeration)."""
+
+    error = "invalid_client"
+    status = 401
+    default_description = "client authentication failed"
+
+    def __init__(self, *, reason: str, basic_realm: str | None = None) -> None:
+        super().__init__(None, reason=reason)
+        self.basic_realm = basic_realm
+
+    def headers(self) -> dict[str, str]:
+        # RFC 6749 §5.2: with the Authorization header the server "MUST respond with an
+        # HTTP 401 ... and include the WWW-Authenticate response header field matching the
+        # authentication scheme used by the client".
+        if self.basic_realm is None:
+            return {}
+        return {"WWW-Authenticate": f'Basic realm="{self.basic_realm}"'}
+
+
+class UnauthorizedClient(OAuthError):
+    error = "unauthorized_client"
+    default_description = "client is not allowed to use this grant type"
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+    default_description = "only grant_type=client_credentials is supported"
+
+
+class InvalidScope(OAuthError):
+    error = "invalid_scope"
+
+
+class InvalidTarget(OAuthError):
+    error = "invalid_target"
+    default_description = "the requested resource is not available to this client"
+
+
+class UnsupportedTokenType(OAuthError):
+    error = "unsupported_token_type"
+
+
+class AccessDenied(OAuthError):
+    error = "access_denied"
+    status = 403
+
+
+class SlowDown(OAuthError):
+    """Too many failed authentications for one client id (RFC 6749 §2.3.1 brute force)."""
+
+    error = "slow_down"
+    status = 429
+    default_description = "too many failed attempts, retry later"
+
+    def __init__(self, *, retry_after: int, reason: str) -> None:
+        super().__init__(None, reason=reason)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class TemporarilyUnavailable(OAuthError):
+    error = "temporarily_unavailable"
+    status = 503
+    default_description = "the service is temporarily unavailable"
+
+
+class ServerError(OAuthError):
+    error = "server_error"
+    status = 500
+    default_description = "internal error"

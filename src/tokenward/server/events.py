@@ -1,0 +1,117 @@
+"""Audit events and logging.
+
+Every token request produces one structured event (client_id, scopes, audience, jti,
+outcome, reason). Events are appended to an in-memory buffer on the hot path and written
+behind, in batches, as JSON lines on the ``tokenward.audit`` logger; admin changes are also
+stored in the ``audit_events`` table. No secret, assertion or token is ever part of an event:
+the event builders below only accept the fields they name.
+
+Logging uses the standard library with a small JSON formatter rather than structlog: one
+layer less on the token endpoint's path, and uvicorn's own loggers share the same handlers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["AuditBuffer", "JsonFormatter", "audit_logger", "configure_logging", "logger"]
+
+audit_logger = logging.getLogger("tokenward.audit")
+logger = logging.getLogger("tokenward")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any ``extra`` fields."""
+
+    _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in self._STANDARD:
+                data[key] = value
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str, separators=(",", ":"))
+
+
+def configure_logging(*, level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger("tokenward")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = [handler]
+    # Access logs would print request lines; the token endpoint never carries secrets in its
+    # URL (rejected, see TE-02) but the access log adds nothing the audit log lacks.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+class AuditBuffer:
+    """Collects token-endpoint events; ``flush`` writes them in one go."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._events: list[dict[str, Any]] = []
+
+    def issued(
+        self, *, client_id: str, scopes: Iterable[str], audience: str, jti: str, method: str
+    ) -> None:
+        if self.enabled:
+            self._events.append(
+                {
+                    "event": "token.issued",
+                    "at": time.time(),
+                    "client_id": client_id,
+                    "scope": " ".join(sorted(scopes)),
+                    "aud": audience,
+                    "jti": jti,
+                    "auth_method": method,
+                    "outcome": "success",
+                }
+            )
+
+    def failed(
+        self, *, endpoint: str, client_id: str | None, error: str, reason: str, method: str | None
+    ) -> None:
+        if self.enabled:
+            self._events.append(
+                {
+                    "event": f"{endpoint}.failed",
+                    "at": time.time(),
+                    "client_id": client_id,
+                    "error": error,
+                    "reason": reason,
+                    "auth_method": method,
+                    "outcome": "failure",
+                }
+            )
+
+    def record(self, event: str, **fields: Any) -> None:
+        if self.enabled:
+            self._events.append({"event": event, "at": time.time(), **fields})
+
+    def drain(self) -> list[dict[str, Any]]:
+        events, self._events = self._events, []
+        return events
+
+    def flush(self) -> int:
+        events = self.drain()
+        for event in events:
+            audit_logger.info(event["event"], extra={"audit": event})
+        return len(events)

@@ -1,0 +1,56 @@
+"""Discovery (RFC 8414), JWKS (RFC 7517) and health, as Starlette routes."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from tokenward.jose.keys import SIGNING_ALGORITHMS
+from tokenward.protocol.metadata import server_metadata, well_known_paths
+from tokenward.server.service import TokenService
+
+__all__ = ["ASSERTION_ALGORITHMS", "protocol_routes"]
+
+ASSERTION_ALGORITHMS = ("ES256", "RS256", "PS256", "EdDSA", "HS256")
+
+
+def protocol_routes(service: TokenService) -> list[BaseRoute]:
+    settings = service.settings
+    issuer_path = urlsplit(settings.issuer).path.rstrip("/")
+
+    def metadata(request: Request) -> Response:
+        registry = service.registry
+        doc = server_metadata(
+            issuer=settings.issuer,
+            auth_methods=service.auth_methods(),
+            assertion_algs=ASSERTION_ALGORITHMS,
+            scopes=registry.scope_api.keys(),
+            signing_algs=SIGNING_ALGORITHMS,
+            with_introspection=service.has_introspection,
+            with_revocation=service.has_revocation,
+        )
+        return JSONResponse(doc, headers={"Cache-Control": "public, max-age=300"})
+
+    def jwks(request: Request) -> Response:
+        return Response(
+            service.keys.jwks_json,
+            media_type="application/jwk-set+json",
+            headers={"Cache-Control": f"public, max-age={settings.jwks_max_age}"},
+        )
+
+    async def healthz(request: Request) -> Response:
+        try:
+            await service.repository.version()
+        except Exception:
+            return JSONResponse({"status": "degraded", "database": "unreachable"}, 503)
+        return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
+
+    routes: list[BaseRoute] = [
+        Route(path, metadata, methods=["GET"]) for path in well_known_paths(issuer_path)
+    ]
+    routes.append(Route(f"{issuer_path}/jwks.json", jwks, methods=["GET"]))
+    routes.append(Route("/healthz", healthz, methods=["GET"]))
+    return routes

@@ -1,0 +1,125 @@
+"""Signing keys over time: next -> active -> retired -> gone (RFC 7517, OIDC Core §10.1.1).
+
+A key's state is computed from its timestamps and the clock, never stored, so every worker and
+instance that reads the same rows agrees on which key signs:
+
+* ``next``: created, published in the JWKS, not yet signing (``now < activates_at``). The
+  publication delay lets every verifier's cached JWKS learn the key before a token uses it.
+* ``active``: the newest key of its algorithm with ``activates_at <= now``. It signs.
+* ``retired``: superseded by a newer active key; still published until every token it
+  signed has expired (successor's activation + ``max_token_ttl`` + skew), then deleted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tokenward.jose.keys import KeyMaterial, generate_private_pem, load_key_material
+from tokenward.jose.signing import JwsSigner
+from tokenward.protocol.access_token import JWT_TYP
+from tokenward.server.secrets import KeyEncryptor
+from tokenward.server.storage.sql.repository import KeyRow
+
+__all__ = ["KeyRing", "KeyState", "key_states", "new_key_row"]
+
+SKEW = 60
+
+
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    kid: str
+    alg: str
+    state: str
+    activates_at: int
+    retires_at: int | None
+    removable_at: int | None
+
+
+def key_states(rows: Sequence[KeyRow], *, now: int, max_token_ttl: int) -> list[KeyState]:
+    """The state of each key at ``now``."""
+    out: list[KeyState] = []
+    by_alg: dict[str, list[KeyRow]] = {}
+    for row in rows:
+        by_alg.setdefault(row.alg, []).append(row)
+    for alg_rows in by_alg.values():
+        alg_rows.sort(key=lambda r: (r.activates_at, r.generation))
+        active = [r for r in alg_rows if r.activates_at <= now]
+        current = active[-1] if active else None
+        for index, row in enumerate(alg_rows):
+            successor = next((r for r in alg_rows[index + 1 :] if r.activates_at <= now), None)
+            if row.activates_at > now:
+                state, retires, removable = "next", None, None
+            elif row is current:
+                state, retires, removable = "active", None, None
+            else:
+                assert successor is not None
+                retires = successor.activates_at
+                removable = retires + max_token_ttl + SKEW
+                state = "retired"
+            out.append(KeyState(row.kid, row.alg, state, row.activates_at, retires, removable))
+    return out
+
+
+def new_key_row(
+    alg: str, *, generation: int, now: int, activates_at: int, encryptor: KeyEncryptor
+) -> KeyRow:
+    pem = generate_private_pem(alg)
+    material = load_key_material(pem, alg)
+    sealed = encryptor.encrypt(pem, context=material.kid.encode())
+    return KeyRow(material.kid, alg, generation, sealed, now, activates_at)
+
+
+class KeyRing:
+    """The keys one process holds: signers per algorithm and the published JWKS."""
+
+    def __init__(self, encryptor: KeyEncryptor, *, max_token_ttl: int) -> None:
+        self._encryptor = encryptor
+        self._max_ttl = max_token_ttl
+        self._materials: dict[str, KeyMaterial] = {}
+        self._rows: list[KeyRow] = []
+        self._signers: dict[str, JwsSigner] = {}
+        self._next_change: int = 0
+        self.jwks_json: bytes = b'{"keys":[]}'
+
+    def load(self, rows: Sequence[KeyRow], *, now: int) -> None:
+        """Decrypt new rows (once each) and recompute signers and the JWKS document."""
+        materials = {}
+        for row in rows:
+            known = self._materials.get(row.kid)
+            if known is None:
+                pem = self._encryptor.decrypt(row.private_key, context=row.kid.encode())
+                known = load_key_material(pem, row.alg)
+            materials[row.kid] = known
+        self._materials = materials
+        self._rows = list(rows)
+        self._recompute(now)
+
+    def _recompute(self, now: int) -> None:
+        states = key_states(self._rows, now=now, max_token_ttl=self._max_ttl)
+        self._signers = {
+            s.alg: JwsSigner(self._materials[s.kid], typ=JWT_TYP)
+            for s in states
+            if s.state == "active"
+        }
+        published = [self._materials[s.kid].public_jwk for s in states]
+        self.jwks_json = json.dumps({"keys": published}, separators=(",", ":")).encode()
+        upcoming = [s.activates_at for s in states if s.state == "next"]
+        self._next_change = min(upcoming) if upcoming else 2**62
+
+    def signer(self, alg: str, now: int) -> JwsSigner | None:
+        if now >= self._next_change:
+            self._recompute(now)
+        return self._signers.get(alg)
+
+    def states(self, now: int) -> list[KeyState]:
+        return key_states(self._rows, now=now, max_token_ttl=self._max_ttl)
+
+    @property
+    def rows(self) -> list[KeyRow]:
+        return list(self._rows)
+
+    def verification_keys(self) -> dict[str, KeyMaterial]:
+        """Every published key by kid (for introspection of our own JWTs)."""
+        return dict(self._materials)

@@ -1,0 +1,446 @@
+"""The SQL repository: every read and write of the registry, keys and audit trail.
+
+Every write that changes what the token endpoint sees bumps ``registry_state.version`` in the
+same transaction; workers poll that one integer and reload when it moves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from tokenward.protocol.model import Api, Client, ClientSecret, Registry
+from tokenward.server.storage.sql import tables as t
+from tokenward.server.storage.sql.migrate import ensure_sqlite_dir
+
+__all__ = ["KeyRow", "NotFoundError", "Repository", "async_url", "create_engine_for"]
+
+
+class NotFoundError(LookupError):
+    """The named record does not exist."""
+
+
+def async_url(url: str) -> str:
+    """The async driver URL: aiosqlite for SQLite, psycopg 3 for PostgreSQL."""
+    if url.startswith("sqlite:"):
+        return "sqlite+aiosqlite:" + url.removeprefix("sqlite:")
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def create_engine_for(url: str) -> AsyncEngine:
+    url = async_url(url)
+    if url.startswith("sqlite"):
+        ensure_sqlite_dir(url)
+        engine = create_async_engine(url)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRow:
+    kid: str
+    alg: str
+    generation: int
+    private_key: str
+    created_at: int
+    activates_at: int
+
+    def __repr__(self) -> str:
+        return f"KeyRow(kid={self.kid!r}, alg={self.alg!r}, generation={self.generation})"
+
+
+def _api(row: sa.Row[Any], scope_names: Iterable[str]) -> Api:
+    return Api(
+        identifier=row.identifier,
+        name=row.name,
+        scopes=frozenset(scope_names),
+        token_ttl=row.token_ttl,
+        signing_alg=row.signing_alg,
+        token_format=row.token_format,
+    )
+
+
+def _secret(row: sa.Row[Any]) -> ClientSecret:
+    return ClientSecret(
+        id=row.id,
+        digest=row.digest,
+        label=row.label,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
+    )
+
+
+def _client(row: sa.Row[Any], client_secrets: Sequence[ClientSecret]) -> Client:
+    return Client(
+        client_id=row.client_id,
+        name=row.name,
+        enabled=row.enabled,
+        auth_methods=frozenset(row.auth_methods),
+        scopes=frozenset(row.scopes),
+        default_scopes=None if row.default_scopes is None else frozenset(row.default_scopes),
+        apis=frozenset(row.apis),
+        token_ttl=row.token_ttl,
+        token_format=row.token_format,
+        secrets=tuple(client_secrets),
+        grant_types=frozenset(row.grant_types),
+        jwks=row.jwks,
+        jwks_uri=row.jwks_uri,
+        assertion_alg=row.assertion_alg,
+        not_before=row.not_before,
+        created_at=row.created_at,
+    )
+
+
+def _client_values(client: Client) -> dict[str, Any]:
+    return {
+        "name": client.name,
+        "enabled": client.enabled,
+        "auth_methods": sorted(client.auth_methods),
+        "scopes": sorted(client.scopes),
+        "default_scopes": None if client.default_scopes is None else sorted(client.default_scopes),
+        "apis": sorted(client.apis),
+        "token_ttl": client.token_ttl,
+        "token_format": client.token_format,
+        "grant_types": sorted(client.grant_types),
+        "jwks": dict(client.jwks) if client.jwks is not None else None,
+        "jwks_uri": client.jwks_uri,
+        "assertion_alg": client.assertion_alg,
+        "not_before": client.not_before,
+    }
+
+
+class Repository:
+    """Async data access over one SQLAlchemy engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> Repository:
+        return cls(create_engine_for(url))
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- registry version -------------------------------------------------------------------
+
+    async def version(self) -> int:
+        async with self.engine.connect() as conn:
+            value = await conn.scalar(sa.select(t.registry_state.c.version))
+            return int(value or 0)
+
+    @staticmethod
+    async def _bump(conn: AsyncConnection) -> None:
+        await conn.execute(
+            sa.update(t.registry_state).values(version=t.registry_state.c.version + 1)
+        )
+
+    # -- snapshot for the hot path ------------------------------------------------------------
+
+    async def load_registry(self) -> Registry:
+        async with self.engine.connect() as conn:
+            version = int(await conn.scalar(sa.select(t.registry_state.c.version)) or 0)
+            apis = await self._apis(conn)
+            secret_rows = (await conn.execute(sa.select(t.client_secrets))).all()
+            by_client: dict[str, list[ClientSecret]] = {}
+            for row in secret_rows:
+                by_client.setdefault(row.client_id, []).append(_secret(row))
+            client_rows = (await conn.execute(sa.select(t.clients))).all()
+            clients = [_client(r, by_client.get(r.client_id, [])) for r in client_rows]
+        return Registry.build(apis, clients, version)
+
+    # -- APIs ---------------------------------------------------------------------------------
+
+    async def _apis(self, conn: AsyncConnection, identifier: str | None = None) -> list[Api]:
+        query = sa.select(t.apis).order_by(t.apis.c.identifier)
+        scope_query = sa.select(t.scopes.c.api_identifier, t.scopes.c.name)
+        if identifier is not None:
+            query = query.where(t.apis.c.identifier == identifier)
+            scope_query = scope_query.where(t.scopes.c.api_identifier == identifier)
+        names: dict[str, list[str]] = {}
+        for api_id, name in (await conn.execute(scope_query)).all():
+            names.setdefault(api_id, []).append(name)
+        return [_api(r, names.get(r.identifier, [])) for r in (await conn.execute(query)).all()]
+
+    async def list_apis(self) -> list[Api]:
+        async with self.engine.connect() as conn:
+            return await self._apis(conn)
+
+    async def get_api(self, identifier: str) -> Api:
+        async with self.engine.connect() as conn:
+            found = await self._apis(conn, identifier)
+        if not found:
+            raise NotFoundError(identifier)
+        return found[0]
+
+    async def scope_descriptions(self) -> dict[str, str]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(sa.select(t.scopes.c.name, t.scopes.c.description))).all()
+        return {name: desc for name, desc in rows}
+
+    async def create_api(self, api: Api, *, now: int, descriptions: Mapping[str, str]) -> None:
+        async with self.engine.begin() as conn:
+            taken = (
+                await conn.execute(
+                    sa.select(t.scopes.c.name).where(t.scopes.c.name.in_(sorted(api.scopes)))
+                )
+            ).all()
+            if taken:
+                names = ", ".join(sorted(r.name for r in taken))
+                raise ValueError(f"scope already defined by another API: {names}")
+            await conn.execute(
+                sa.insert(t.apis).values(
+                    identifier=api.identifier,
+                    name=api.name,
+                    token_ttl=api.token_ttl,
+                    signing_alg=api.signing_alg,
+                    token_format=api.token_format,
+                    created_at=now,
+                )
+            )
+            await self._insert_scopes(conn, api.identifier, api.scopes, descriptions)
+            await self._bump(conn)
+
+    @staticmethod
+    async def _insert_scopes(
+        conn: AsyncConnection, api_id: str, names: Iterable[str], descriptions: Mapping[str, str]
+    ) -> None:
+        rows = [
+            {"name": n, "api_identifier": api_id, "description": descriptions.get(n, "")}
+            for n in sorted(names)
+        ]
+        if rows:
+            await conn.execute(sa.insert(t.scopes), rows)
+
+    async def update_api(
+        self,
+        identifier: str,
+        *,
+        add_scopes: Iterable[str] = (),
+        remove_scopes: Iterable[str] = (),
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await self._require(conn, t.apis, t.apis.c.identifier, identifier)
+            if values:
+                await conn.execute(
+                    sa.update(t.apis).where(t.apis.c.identifier == identifier).values(**values)
+                )
+            removed = sorted(remove_scopes)
+            if removed:
+                await conn.execute(
+                    sa.delete(t.scopes).where(
+                        t.scopes.c.api_identifier == identifier, t.scopes.c.name.in_(removed)
+                    )
+                )
+            await self._insert_scopes(conn, identifier, add_scopes, {})
+            await self._bump(conn)
+
+    async def delete_api(self, identifier: str) -> None:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(sa.delete(t.apis).where(t.apis.c.identifier == identifier))
+            if result.rowcount == 0:
+                raise NotFoundError(identifier)
+            await self._bump(conn)
+
+    # -- clients ------------------------------------------------------------------------------
+
+    async def list_clients(self) -> list[Client]:
+        registry = await self.load_registry()
+        return sorted(registry.clients.values(), key=lambda c: c.client_id)
+
+    async def get_client(self, client_id: str) -> Client:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(t.clients).where(t.clients.c.client_id == client_id))
+            ).first()
+            if row is None:
+                raise NotFoundError(client_id)
+            rows = (
+                await conn.execute(
+                    sa.select(t.client_secrets)
+                    .where(t.client_secrets.c.client_id == client_id)
+                    .order_by(t.client_secrets.c.created_at)
+                )
+            ).all()
+        return _client(row, [_secret(r) for r in rows])
+
+    async def create_client(self, client: Client, *, now: int) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.insert(t.clients).values(
+                    client_id=client.client_id,
+                    created_at=now,
+                    updated_at=now,
+                    **_client_values(client),
+                )
+            )
+            await self._bump(conn)
+
+    async def save_client(self, client: Client, *, now: int) -> None:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.update(t.clients)
+                .where(t.clients.c.client_id == client.client_id)
+                .values(updated_at=now, **_client_values(client))
+            )
+            if result.rowcount == 0:
+                raise NotFoundError(client.client_id)
+            await self._bump(conn)
+
+    async def delete_client(self, client_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.delete(t.client_secrets).where(t.client_secrets.c.client_id == client_id)
+            )
+            result = await conn.execute(
+                sa.delete(t.clients).where(t.clients.c.client_id == client_id)
+            )
+            if result.rowcount == 0:
+                raise NotFoundError(client_id)
+            await self._bump(conn)
+
+    @staticmethod
+    async def _require(conn: AsyncConnection, table: sa.Table, col: Any, value: str) -> None:
+        if await conn.scalar(sa.select(sa.func.count()).select_from(table).where(col == value)):
+            return
+        raise NotFoundError(value)
+
+    # -- secrets ------------------------------------------------------------------------------
+
+    async def add_secret(
+        self,
+        client_id: str,
+        *,
+        digest: str,
+        label: str,
+        now: int,
+        expires_at: int | None = None,
+        encrypted_secret: str | None = None,
+    ) -> ClientSecret:
+        secret_id = "sec_" + secrets.token_hex(8)
+        async with self.engine.begin() as conn:
+            await self._require(conn, t.clients, t.clients.c.client_id, client_id)
+            await conn.execute(
+                sa.insert(t.client_secrets).values(
+                    id=secret_id,
+                    client_id=client_id,
+                    label=label,
+                    digest=digest,
+                    encrypted_secret=encrypted_secret,
+                    created_at=now,
+                    expires_at=expires_at,
+                )
+            )
+            await self._bump(conn)
+        return ClientSecret(secret_id, digest, label, now, expires_at)
+
+    async def revoke_secret(self, client_id: str, secret_id: str) -> None:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.delete(t.client_secrets).where(
+                    t.client_secrets.c.client_id == client_id, t.client_secrets.c.id == secret_id
+                )
+            )
+            if result.rowcount == 0:
+                raise NotFoundError(secret_id)
+            await self._bump(conn)
+
+    async def expire_secret(self, client_id: str, secret_id: str, expires_at: int) -> None:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.update(t.client_secrets)
+                .where(
+                    t.client_secrets.c.client_id == client_id, t.client_secrets.c.id == secret_id
+                )
+                .values(expires_at=expires_at)
+            )
+            if result.rowcount == 0:
+                raise NotFoundError(secret_id)
+            await self._bump(conn)
+
+    async def encrypted_secrets(self, client_id: str) -> list[str]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(t.client_secrets.c.encrypted_secret).where(
+                    t.client_secrets.c.client_id == client_id,
+                    t.client_secrets.c.encrypted_secret.is_not(None),
+                )
+            )
+            return [r[0] for r in rows.all()]
+
+    async def touch_secrets(self, last_used: Mapping[str, int]) -> None:
+        """Write-behind of "last used" stamps (no version bump: the hot path ignores them)."""
+        if not last_used:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(t.client_secrets)
+                .where(t.client_secrets.c.id == sa.bindparam("sid"))
+                .values(last_used_at=sa.bindparam("at")),
+                [{"sid": k, "at": v} for k, v in last_used.items()],
+            )
+
+    # -- signing keys -------------------------------------------------------------------------
+
+    async def list_keys(self) -> list[KeyRow]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(t.signing_keys).order_by(
+                    t.signing_keys.c.alg, t.signing_keys.c.generation
+                )
+            )
+            return [KeyRow(**r._mapping) for r in rows.all()]
+
+    async def insert_key(self, row: KeyRow) -> bool:
+        """Insert a key; False when another instance inserted that generation first."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(sa.insert(t.signing_keys).values(**dataclasses.asdict(row)))
+                await self._bump(conn)
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    async def delete_keys(self, kids: Iterable[str]) -> None:
+        kids = sorted(kids)
+        if not kids:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.delete(t.signing_keys).where(t.signing_keys.c.kid.in_(kids)))
+            await self._bump(conn)
+
+    # -- audit --------------------------------------------------------------------------------
+
+    async def add_audit(self, events: Sequence[Mapping[str, Any]]) -> None:
+        if not events:
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.insert(t.audit_events), list(events))
+
+    async def list_audit(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(t.audit_events).order_by(t.audit_events.c.id.desc()).limit(limit)
+            )
+            return [dict(r._mapping) for r in rows.all()]

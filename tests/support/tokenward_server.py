@@ -1,0 +1,132 @@
+"""Start a real ``tokenward serve`` process on loopback, and run the real CLI against it.
+
+The server and the CLI share one environment: a temporary directory holding the SQLite
+database (or a PostgreSQL URL) and the development secrets file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.support.live import free_port
+
+
+@dataclass
+class TokenwardEnv:
+    """The settings a test's server and CLI share."""
+
+    home: Path
+    database_url: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+
+    @property
+    def issuer(self) -> str:
+        return self.extra.get("TOKENWARD_ISSUER", f"http://127.0.0.1:{self.port}")
+
+    def environ(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENWARD_")}
+        env.update(
+            {
+                "TOKENWARD_DATABASE_URL": self.database_url or f"sqlite:///{self.home}/tw.db",
+                "TOKENWARD_ISSUER": self.issuer,
+                "TOKENWARD_SECRETS_FILE": str(self.home / "secrets.json"),
+                "TOKENWARD_CACHE_REFRESH_SECONDS": "0.5",
+                "TOKENWARD_LOG_FORMAT": "json",
+            }
+        )
+        env.update(self.extra)
+        return env
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run ``tokenward ARGS`` as a user would."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "tokenward", *args],
+            env=self.environ(),
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"tokenward {' '.join(args)} failed: {proc.stderr}")
+        return proc
+
+    def cli_json(self, *args: str) -> Any:
+        return json.loads(self.cli(*args, "--json").stdout)
+
+
+class ServerProcess:
+    def __init__(self, env: TokenwardEnv, *, workers: int = 1) -> None:
+        self.env = env
+        self.url = f"http://127.0.0.1:{env.port}"
+        self.log_path = env.home / f"server-{env.port}.log"
+        self._log = self.log_path.open("w")
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tokenward",
+                "serve",
+                "--port",
+                str(env.port),
+                "--workers",
+                str(workers),
+            ],
+            env=env.environ(),
+            cwd=env.home,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tokenward serve exited:\n{self.log()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"tokenward serve did not become ready:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+
+@contextlib.contextmanager
+def tokenward_server(
+    env: TokenwardEnv, *, workers: int = 1, extra: Mapping[str, str] | None = None
+) -> Iterator[ServerProcess]:
+    if extra:
+        env.extra.update(extra)
+    server = ServerProcess(env, workers=workers)
+    try:
+        yield server
+    finally:
+        server.stop()
