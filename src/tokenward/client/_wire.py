@@ -127,7 +127,7 @@ def _granted(body: dict[str, Any] | None) -> GrantedToken:
     scope = body.get("scope")
     return GrantedToken(
         access_token=access_token,
-        token_type="Bearer",  # noqa: S106 (a token type, not a password)
+        token_type="Bearer",
         expires_in=_expires_in(body.get("expires_in")),
         scope=scope if isinstance(scope, str) else None,
     )

@@ -13,11 +13,11 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import TracebackType
-from typing import Generic, Self
+from typing import Any, Generic, Self
 
 import anyio
 
@@ -44,7 +44,7 @@ def start_daemon_thread(renewal: Callable[[], None]) -> None:
     threading.Thread(target=renewal, name="tokenward-token-renewal", daemon=True).start()
 
 
-def spawn_detached(renewal: Callable[[], Awaitable[None]]) -> None:
+def spawn_detached(renewal: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """The default way `AsyncTokenManager` renews ahead of expiry: a task of the running loop
     that no caller awaits (an asyncio task, or a trio system task)."""
     try:
@@ -278,7 +278,7 @@ class AsyncTokenManager(_Manager[_TaskFlight]):
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         random: Callable[[], float] = _system_random.random,
-        spawn: Callable[[Callable[[], Awaitable[None]]], object] = spawn_detached,
+        spawn: Callable[[Callable[[], Coroutine[Any, Any, None]]], object] = spawn_detached,
     ) -> None:
         super().__init__(
             issuer=issuer,

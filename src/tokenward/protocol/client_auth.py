@@ -71,7 +71,8 @@ def extract_credentials(
 def _from_header(
     authorization: bytes, body_id: str | None, body_credentials: bool, realm: str
 ) -> PresentedCredentials:
-    if authorization[:6].lower() != b"basic ":
+    # RFC 7235 §2.1: the scheme is case-insensitive; a bare "Basic" is malformed Basic.
+    if authorization[:6].lower() != b"basic " and authorization.strip().lower() != b"basic":
         raise InvalidClient(reason="unsupported authorization scheme", basic_realm=realm)
     if body_credentials:
         raise InvalidRequest(

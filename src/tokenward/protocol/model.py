@@ -37,7 +37,9 @@ class Api:
 
 @dataclass(frozen=True, slots=True)
 class ClientSecret:
-    """One active secret. Only its keyed digest is known; never the secret itself."""
+    """One active secret. Only its keyed digest is known; never the secret itself, except
+    for client_secret_jwt clients, whose secret is also kept AES-GCM encrypted (``encrypted``)
+    because verifying an HMAC needs the key itself (docs/client-authentication.md)."""
 
     id: str
     digest: str
@@ -45,6 +47,7 @@ class ClientSecret:
     created_at: int = 0
     expires_at: int | None = None
     last_used_at: int | None = None
+    encrypted: str | None = field(default=None, repr=False)
 
     def usable_at(self, now: int) -> bool:
         return self.expires_at is None or now < self.expires_at
@@ -68,6 +71,8 @@ class Client:
     assertion_alg: str | None = None
     not_before: int | None = None
     created_at: int = 0
+    #: APIs whose tokens this client may introspect (a resource server), RFC 7662 §4.
+    introspect_apis: frozenset[str] = frozenset()
     metadata: Mapping[str, str] = field(default_factory=dict)
 
     def effective_default_scopes(self) -> frozenset[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
@@ -31,6 +32,7 @@ __all__ = [
 MAX_BODY_BYTES = 16 * 1024
 MAX_PARAMS = 64
 _MAX_VALUE = 8 * 1024
+_BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
 def _decode_component(raw: bytes) -> str:
@@ -89,7 +91,8 @@ def parse_json(body: bytes) -> dict[str, str]:
         doc = json.loads(body.decode("utf-8"), object_pairs_hook=_reject_duplicates)
     except UnicodeDecodeError:
         raise InvalidRequest("request contains invalid UTF-8", reason="bad utf-8") from None
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: nesting deeper than the interpreter's limit is malformed input too.
         raise InvalidRequest("malformed JSON body", reason="malformed json") from None
     if not isinstance(doc, Mapping):
         raise InvalidRequest("JSON body must be an object", reason="json not an object")
@@ -128,6 +131,10 @@ def parse_basic(value: bytes) -> BasicCredentials:
     raw_id, sep, raw_secret = decoded.partition(b":")
     if not sep:
         raise InvalidRequest("malformed Basic credentials", reason="basic without colon")
+    if _BAD_PERCENT.search(decoded):
+        # Both halves were form-urlencoded by the client: a '%' that starts no escape is an
+        # encoding error, not a literal (checklist H11; node-oidc-provider does the same).
+        raise InvalidRequest("malformed percent-encoding", reason="basic bad percent-encoding")
     # "The client identifier is encoded using the application/x-www-form-urlencoded encoding
     # algorithm ... and the encoded value is used as the username; the client password is
     # encoded using the same algorithm and used as the password." (RFC 6749 §2.3.1)

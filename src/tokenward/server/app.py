@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tokenward.server.events import configure_logging
+from tokenward.server.http.lifecycle import introspection_endpoint, revocation_endpoint
 from tokenward.server.http.routes import protocol_routes
 from tokenward.server.http.token import token_endpoint
 from tokenward.server.secrets import ServerSecrets, build_server_secrets
@@ -55,17 +56,29 @@ def prepare_database(settings: Settings) -> None:
 
 
 class TokenwardApp:
-    """Dispatches POST {issuer}/token to the raw handler, everything else to Starlette."""
+    """Dispatches {issuer}/token, /introspect and /revoke to raw handlers, the rest to
+    Starlette."""
 
     def __init__(self, service: TokenService, inner: Starlette) -> None:
         self.service = service
         self.inner = inner
-        self.token_path = urlsplit(service.settings.issuer).path.rstrip("/") + "/token"
+        base = urlsplit(service.settings.issuer).path.rstrip("/")
+        self.token_path = base + "/token"
+        self.raw = {
+            self.token_path: token_endpoint,
+            base + "/introspect": introspection_endpoint,
+            base + "/revoke": revocation_endpoint,
+        }
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] == self.token_path:
-            await token_endpoint(self.service, scope, receive, send)
-            return
+        if scope["type"] == "http":
+            if scope["path"] == self.token_path:
+                await token_endpoint(self.service, scope, receive, send)
+                return
+            handler = self.raw.get(scope["path"])
+            if handler is not None:
+                await handler(self.service, scope, receive, send)
+                return
         await self.inner(scope, receive, send)
 
 

@@ -108,6 +108,11 @@ def _secret_dict(secret: ClientSecret) -> dict[str, Any]:
     }
 
 
+def _key_count(client: Client) -> int | None:
+    keys = client.jwks.get("keys") if client.jwks is not None else None
+    return len(keys) if isinstance(keys, list) else None
+
+
 def _client_dict(client: Client) -> dict[str, Any]:
     return {
         "client_id": client.client_id,
@@ -120,6 +125,10 @@ def _client_dict(client: Client) -> dict[str, Any]:
         "token_ttl": client.token_ttl,
         "token_format": client.token_format,
         "jwks_uri": client.jwks_uri,
+        "jwks_keys": _key_count(client),
+        "assertion_alg": client.assertion_alg,
+        "introspect_apis": sorted(client.introspect_apis),
+        "not_before": _ts(client.not_before),
         "secrets": [_secret_dict(s) for s in client.secrets],
     }
 
@@ -311,6 +320,17 @@ def clients_create(
     token_format: Annotated[str | None, typer.Option(help="jwt or opaque override.")] = None,
     jwks_file: Annotated[Path | None, typer.Option(help="Public keys (private_key_jwt).")] = None,
     jwks_uri: Annotated[str | None, typer.Option(help="URL of public keys.")] = None,
+    assertion_alg: Annotated[
+        str | None,
+        typer.Option(
+            help="private_key_jwt algorithm: ES256, RS256, PS256, EdDSA, Ed25519 (default: "
+            "from the JWKS; ES256 with --jwks-uri)."
+        ),
+    ] = None,
+    introspect: Annotated[
+        list[str] | None,
+        typer.Option(help="An API whose tokens this client (a resource server) may introspect."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a client; its secret is printed once."""
@@ -327,6 +347,8 @@ def clients_create(
             token_format=token_format,
             jwks=_jwks_from(jwks_file),
             jwks_uri=jwks_uri,
+            assertion_alg=assertion_alg,
+            introspect_apis=introspect or [],
         )
     )
     data = _client_dict(client)
@@ -369,9 +391,15 @@ def clients_update(
     auth_method: Annotated[list[str] | None, typer.Option(help="Replace methods.")] = None,
     token_ttl: Annotated[int | None, typer.Option(help="Token lifetime override, s.")] = None,
     token_format: Annotated[str | None, typer.Option(help="jwt or opaque.")] = None,
+    jwks_file: Annotated[Path | None, typer.Option(help="Replace the public keys.")] = None,
+    jwks_uri: Annotated[str | None, typer.Option(help="Replace the keys' URL.")] = None,
+    assertion_alg: Annotated[str | None, typer.Option(help="private_key_jwt alg.")] = None,
+    introspect: Annotated[
+        list[str] | None, typer.Option(help="Replace the APIs it may introspect.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Change a client's scopes, methods or token policy."""
+    """Change a client's scopes, methods, keys or token policy."""
     client = _run(
         lambda a: a.update_client(
             client_id,
@@ -384,6 +412,10 @@ def clients_update(
             auth_methods=auth_method,
             token_ttl=token_ttl,
             token_format=token_format,
+            jwks=_jwks_from(jwks_file),
+            jwks_uri=jwks_uri,
+            assertion_alg=assertion_alg,
+            introspect_apis=introspect,
         )
     )
     _print(_client_dict(client), as_json, [f"updated client {client.client_id}"])
@@ -391,9 +423,17 @@ def clients_update(
 
 @clients_app.command("disable")
 def clients_disable(client_id: str) -> None:
-    """Disable a client: its authentications fail on every worker within seconds."""
+    """Disable a client: its authentications fail on every worker within seconds, and every
+    token it holds is reported inactive by introspection at once."""
     _run(lambda a: a.update_client(client_id, enabled=False))
     typer.echo(f"disabled client {client_id}")
+
+
+@clients_app.command("revoke-tokens")
+def clients_revoke_tokens(client_id: str) -> None:
+    """Revoke every token issued to a client so far (introspection reports them inactive)."""
+    not_before = _run(lambda a: a.revoke_tokens(client_id))
+    typer.echo(f"revoked every token of {client_id} issued before {_ts(not_before)}")
 
 
 @clients_app.command("enable")

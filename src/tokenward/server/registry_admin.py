@@ -13,9 +13,15 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from tokenward.jose.assertion import (
+    ASSERTION_SIGNING_ALGORITHMS,
+    ClientKeysError,
+    check_client_jwks,
+)
 from tokenward.jose.keys import SIGNING_ALGORITHMS
 from tokenward.protocol.model import AUTH_METHODS, SECRET_METHODS, Api, Client, ClientSecret
 from tokenward.protocol.scopes import is_scope_token
+from tokenward.server.client_keys import check_jwks_uri
 from tokenward.server.keys import KeyState, key_states, new_key_row
 from tokenward.server.secrets import (
     ServerSecrets,
@@ -49,6 +55,35 @@ class NewSecret:
 def _check_ttl(ttl: int | None, settings: Settings) -> None:
     if ttl is not None and not 30 <= ttl <= settings.max_token_ttl:
         raise AdminError(f"token lifetime must be between 30 and {settings.max_token_ttl} s")
+
+
+_KeyRegistration = tuple[Mapping[str, Any] | None, str | None, str | None]
+
+
+def _assertion_alg(jwks: Mapping[str, Any], alg: str | None) -> str:
+    """The registered private_key_jwt algorithm: the one given, or the only one the keys fit
+    (RSA keys default to RS256 unless their JWK says PS256, Ed25519 keys to EdDSA)."""
+    try:
+        usable = check_client_jwks(jwks)
+    except ClientKeysError as exc:
+        raise AdminError(f"invalid JWKS: {exc}") from None
+    if alg is None:
+        for family, default in (({"RS256", "PS256"}, "RS256"), ({"EdDSA", "Ed25519"}, "EdDSA")):
+            if usable == family:
+                return default
+        if len(usable) != 1:
+            raise AdminError("the JWKS holds keys of several types; choose --assertion-alg")
+        return next(iter(usable))
+    if alg not in usable:
+        raise AdminError(f"no key in the JWKS can be used with {alg}")
+    return alg
+
+
+def _strong_secret(methods: frozenset[str], secret: str | None) -> None:
+    # client_secret_jwt uses the secret as an HMAC key (RFC 7518 §3.2, RFC 8725 §3.5): a
+    # captured assertion allows an offline guess, so a human-chosen secret is refused.
+    if "client_secret_jwt" in methods and secret is not None and secret_strength_warning(secret):
+        raise AdminError("client_secret_jwt needs a generated secret (an HMAC key); omit --secret")
 
 
 class Admin:
@@ -177,6 +212,33 @@ class Admin:
             raise AdminError(f"unsupported authentication method {bad[0]!r}")
         return chosen
 
+    def _check_client_keys(
+        self,
+        methods: frozenset[str],
+        jwks: Mapping[str, Any] | None,
+        jwks_uri: str | None,
+        assertion_alg: str | None,
+    ) -> _KeyRegistration:
+        """Public keys for private_key_jwt: inline JWKS or jwks_uri, and the one algorithm the
+        client signs assertions with (RFC 8725 §3.1, §3.10)."""
+        if "private_key_jwt" not in methods:
+            if jwks is not None or jwks_uri is not None or assertion_alg is not None:
+                raise AdminError("public keys and --assertion-alg are for private_key_jwt clients")
+            return None, None, None
+        if (jwks is None) == (jwks_uri is None):
+            raise AdminError("private_key_jwt needs exactly one of --jwks-file or --jwks-uri")
+        if assertion_alg is not None and assertion_alg not in ASSERTION_SIGNING_ALGORITHMS:
+            choices = ", ".join(ASSERTION_SIGNING_ALGORITHMS)
+            raise AdminError(f"assertion algorithm must be one of {choices}")
+        if jwks is not None:
+            return dict(jwks), None, _assertion_alg(jwks, assertion_alg)
+        assert jwks_uri is not None
+        try:
+            check_jwks_uri(jwks_uri, allow_private=self.settings.jwks_uri_allow_private)
+        except ValueError as exc:
+            raise AdminError(str(exc)) from None
+        return None, jwks_uri, assertion_alg or "ES256"
+
     async def create_client(
         self,
         *,
@@ -192,6 +254,7 @@ class Admin:
         jwks: Mapping[str, Any] | None = None,
         jwks_uri: str | None = None,
         assertion_alg: str | None = None,
+        introspect_apis: Iterable[str] = (),
         actor: str = "cli",
     ) -> tuple[Client, NewSecret | None]:
         import uuid
@@ -207,6 +270,10 @@ class Admin:
         _check_ttl(token_ttl, self.settings)
         if token_format not in (None, "jwt", "opaque"):
             raise AdminError("token format must be jwt or opaque")
+        jwks, jwks_uri, assertion_alg = self._check_client_keys(
+            methods, jwks, jwks_uri, assertion_alg
+        )
+        _strong_secret(methods, secret)
         client = Client(
             client_id=cid,
             name=name,
@@ -219,6 +286,7 @@ class Admin:
             jwks=jwks,
             jwks_uri=jwks_uri,
             assertion_alg=assertion_alg,
+            introspect_apis=await self._check_apis(introspect_apis),
         )
         try:
             await self.repo.get_client(cid)
@@ -247,6 +315,10 @@ class Admin:
         token_ttl: int | None = None,
         token_format: str | None = None,
         enabled: bool | None = None,
+        jwks: Mapping[str, Any] | None = None,
+        jwks_uri: str | None = None,
+        assertion_alg: str | None = None,
+        introspect_apis: Iterable[str] | None = None,
         actor: str = "cli",
     ) -> Client:
         client = await self.repo.get_client(client_id)
@@ -269,6 +341,14 @@ class Admin:
             changes["token_format"] = token_format
         if enabled is not None:
             changes["enabled"] = enabled
+            if not enabled:
+                # Disabling also revokes every token issued so far (docs/revocation.md).
+                changes["not_before"] = self._now() + 1
+        if introspect_apis is not None:
+            changes["introspect_apis"] = await self._check_apis(introspect_apis)
+        changes.update(
+            self._updated_keys(client, changes.get("auth_methods"), jwks, jwks_uri, assertion_alg)
+        )
         updated = replace(client, **changes)
         if updated.default_scopes is not None and not updated.default_scopes <= updated.scopes:
             raise AdminError("default scopes must be among the granted scopes")
@@ -276,6 +356,39 @@ class Admin:
         shown = {k: sorted(v) if isinstance(v, frozenset) else v for k, v in changes.items()}
         await self._audit("client.updated", actor, client_id=client_id, changes=shown)
         return updated
+
+    def _updated_keys(
+        self,
+        client: Client,
+        methods: frozenset[str] | None,
+        jwks: Mapping[str, Any] | None,
+        jwks_uri: str | None,
+        assertion_alg: str | None,
+    ) -> dict[str, Any]:
+        """New keys replace the old ones (inline or URI); otherwise the old ones are kept,
+        or dropped when private_key_jwt is no longer among the methods."""
+        new_keys = jwks is not None or jwks_uri is not None
+        if methods is None and not new_keys and assertion_alg is None:
+            return {}
+        methods = client.auth_methods if methods is None else methods
+        if not new_keys:
+            if "private_key_jwt" not in methods:
+                return {"jwks": None, "jwks_uri": None, "assertion_alg": None}
+            jwks, jwks_uri = client.jwks, client.jwks_uri
+            assertion_alg = assertion_alg or client.assertion_alg
+        keys = self._check_client_keys(methods, jwks, jwks_uri, assertion_alg)
+        return dict(zip(("jwks", "jwks_uri", "assertion_alg"), keys, strict=True))
+
+    async def revoke_tokens(self, client_id: str, *, actor: str = "cli") -> int:
+        """Revoke every token the client holds: introspection reports tokens issued before the
+        returned time (``not_before``) inactive, on every worker at once. Returns it."""
+        client = await self.repo.get_client(client_id)
+        not_before = self._now() + 1
+        await self.repo.save_client(replace(client, not_before=not_before), now=self._now())
+        await self._audit(
+            "client.tokens_revoked", actor, client_id=client_id, not_before=not_before
+        )
+        return not_before
 
     async def delete_client(self, client_id: str, *, actor: str = "cli") -> None:
         await self.repo.delete_client(client_id)
@@ -297,6 +410,7 @@ class Admin:
             raise AdminError("an empty secret is not allowed")
         value = secret or generate_client_secret()
         client = await self.repo.get_client(client_id)
+        _strong_secret(client.auth_methods, secret)
         encrypted = None
         if "client_secret_jwt" in client.auth_methods:
             encrypted = self.secrets.encryptor.encrypt(value.encode(), context=client_id.encode())

@@ -9,7 +9,13 @@ a JWT. Background loops keep that state fresh:
   within that bound);
 * every second the audit buffer is written to the log; every 30 s "last used" stamps of
   secrets are written in one batch;
-* every minute keys are rotated when due and keys past their publication window deleted.
+* every minute keys are rotated when due and keys past their publication window deleted;
+* every ``opaque_token_purge_seconds`` expired opaque tokens, revocations and used
+  client-assertion ``jti`` values are deleted (``server/lifecycle.py``).
+
+Client assertions (private_key_jwt, client_secret_jwt) are checked by ``server/assertions.py``
+and cost one database write each (the replay store); opaque tokens cost one write each too.
+Introspection and revocation live in ``server/lifecycle.py``.
 """
 
 from __future__ import annotations
@@ -37,8 +43,10 @@ from tokenward.protocol.client_credentials import (
 )
 from tokenward.protocol.errors import InvalidClient, OAuthError, SlowDown, TemporarilyUnavailable
 from tokenward.protocol.model import Client, Registry
+from tokenward.server.assertions import ASSERTION_METHODS, ClientAssertions
 from tokenward.server.events import AuditBuffer
 from tokenward.server.keys import KeyRing, key_states, new_key_row
+from tokenward.server.lifecycle import TokenLifecycle
 from tokenward.server.secrets import ServerSecrets
 from tokenward.server.settings import Settings
 from tokenward.server.storage.sql.repository import Repository
@@ -115,20 +123,25 @@ class TokenService:
         self._tasks: list[asyncio.Task[None]] = []
         self._refresh_lock = asyncio.Lock()
         self._last_refresh = 0.0
+        self.assertions = ClientAssertions(
+            settings, repository, server_secrets.encryptor, clock=clock
+        )
+        self.lifecycle = TokenLifecycle(self)
 
-    has_introspection = False
-    has_revocation = False
+    has_introspection = True
+    has_revocation = True
 
     def auth_methods(self) -> list[str]:
         """The client authentication methods this server accepts (RFC 8414 names)."""
-        return ["client_secret_basic", "client_secret_post"]
+        return ["client_secret_basic", "client_secret_post", *sorted(ASSERTION_METHODS)]
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.ensure_keys()
         await self.reload()
-        for loop in (self._poll_loop, self._flush_loop, self._maintenance_loop):
+        loops = (self._poll_loop, self._flush_loop, self._maintenance_loop)
+        for loop in (*loops, self.lifecycle.purge_loop):
             self._tasks.append(asyncio.create_task(loop()))
 
     async def stop(self) -> None:
@@ -138,26 +151,35 @@ class TokenService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.assertions.keys.aclose()
         self.audit.flush()
         with contextlib.suppress(Exception):
             await self.repository.touch_secrets(self._drain_last_used())
 
     async def reload(self) -> None:
+        started = time.monotonic()
         registry = await self.repository.load_registry()
         rows = await self.repository.list_keys()
         self.keys.load(rows, now=int(self.clock()))
         self.registry = registry
-        self._last_refresh = time.monotonic()
+        self._last_refresh = started
 
     async def refresh_if_changed(self, *, min_interval: float = 0.0) -> None:
-        """Reload when the registry version moved; at most once per ``min_interval``."""
-        if time.monotonic() - self._last_refresh < min_interval:
-            return
+        """Reload when the registry version moved; checks at most once per ``min_interval``.
+
+        ``_last_refresh`` is when the latest check *started*. A caller returns only on a check
+        that started after it arrived (an earlier one may predate the change it is looking
+        for, e.g. a client created a moment ago); otherwise it waits for the next slot.
+        """
+        arrived = time.monotonic()
         async with self._refresh_lock:
-            if time.monotonic() - self._last_refresh < min_interval:
+            if self._last_refresh >= arrived:
                 return
-            version = await self.repository.version()
+            wait = self._last_refresh + min_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
             self._last_refresh = time.monotonic()
+            version = await self.repository.version()
             if version != self.registry.version:
                 await self.reload()
 
@@ -238,9 +260,12 @@ class TokenService:
         try:
             check_grant_type(request.params)
             creds = extract_credentials(request.authorization, request.params, realm=self.realm)
+            creds = self.assertions.identify(creds)
             client = await self._authenticate(creds, now)
             check_grant_type(request.params, client)
             grant = resolve_grant(client, request.params, self.registry, self.policy)
+            if grant.token_format == "opaque":
+                return await self.lifecycle.issue_opaque(client, grant, now, creds.method)
             return self._issue(client, grant, now, creds.method)
         except OAuthError as error:
             self._failed(error, creds, now)
@@ -269,15 +294,23 @@ class TokenService:
             client = self.registry.clients.get(client_id)
         return client
 
+    async def authenticate(self, creds: PresentedCredentials, now: int) -> Client:
+        """Client authentication as at the token endpoint, for introspection and revocation
+        (RFC 7662 §2.1, RFC 7009 §2.1). ``creds`` come from ``assertions.identify``."""
+        return await self._authenticate(creds, now)
+
     async def _authenticate(self, creds: PresentedCredentials, now: int) -> Client:
+        creds = self.assertions.identify(creds)  # no-op once identified
         self.throttle.check(creds.client_id, now)
         client = check_client_state(await self.lookup_client(creds.client_id), creds, self.realm)
-        if creds.method == "jwt_assertion":
-            raise InvalidClient(reason="jwt client assertions are not enabled")
-        secret_id = check_secret(
-            client, creds, digest=self.secrets.hasher.digest_like, now=now, realm=self.realm
-        )
-        self._last_used[secret_id] = now
+        if creds.method in ASSERTION_METHODS:
+            secret_used = await self.assertions.authenticate(client, creds, now)
+        else:
+            secret_used = check_secret(
+                client, creds, digest=self.secrets.hasher.digest_like, now=now, realm=self.realm
+            )
+        if secret_used is not None:
+            self._last_used[secret_used] = now
         return client
 
     def _issue(self, client: Client, grant: Grant, now: int, method: str) -> TokenResponse:

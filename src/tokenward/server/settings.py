@@ -120,6 +120,21 @@ class Settings(BaseSettings):
         False,
         description="Let client `jwks_uri` resolve to loopback or private addresses (tests only).",
     )
+    jwks_uri_timeout: float = Field(
+        5.0,
+        gt=0,
+        le=30,
+        description="Whole-request time limit for fetching a client's `jwks_uri` (64 KiB max).",
+    )
+    jwks_uri_cache_seconds: int = Field(
+        300, ge=0, description="How long a client's fetched `jwks_uri` document is used."
+    )
+    jwks_uri_refetch_cooldown: int = Field(
+        30,
+        ge=0,
+        description="Least time between two fetches of one `jwks_uri` when an assertion names an "
+        "unknown `kid` (key rotation), so assertions cannot drive a fetch storm.",
+    )
     opaque_token_purge_seconds: int = Field(
         300, ge=10, description="How often expired opaque tokens and revocations are purged."
     )

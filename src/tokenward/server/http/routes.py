@@ -8,13 +8,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from tokenward.jose.assertion import ASSERTION_SIGNING_ALGORITHMS
 from tokenward.jose.keys import SIGNING_ALGORITHMS
 from tokenward.protocol.metadata import server_metadata, well_known_paths
 from tokenward.server.service import TokenService
 
 __all__ = ["ASSERTION_ALGORITHMS", "protocol_routes"]
 
-ASSERTION_ALGORITHMS = ("ES256", "RS256", "PS256", "EdDSA", "HS256")
+#: Client-assertion algorithms (RFC 8414 token_endpoint_auth_signing_alg_values_supported):
+#: the private_key_jwt ones and HS256 for client_secret_jwt. Never "none".
+ASSERTION_ALGORITHMS = (*ASSERTION_SIGNING_ALGORITHMS, "HS256")
 
 
 def protocol_routes(service: TokenService) -> list[BaseRoute]:

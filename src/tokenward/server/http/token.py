@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from tokenward.protocol.errors import InvalidRequest, OAuthError, ServerError
 from tokenward.protocol.params import MAX_BODY_BYTES, parse_form, parse_json
@@ -61,6 +62,12 @@ def _headers(scope: dict[str, Any]) -> tuple[bytes | None, bytes, int | None]:
     return authorization, content_type, length
 
 
+def _credentials_in(query: bytes) -> bool:
+    # Match the names percent-decoded too: "client%5Fsecret" is still client_secret.
+    decoded = unquote_to_bytes(query.replace(b"+", b" "))
+    return any(name in query or name in decoded for name in _CREDENTIAL_QUERY)
+
+
 def _media_type(content_type: bytes) -> tuple[bytes, bytes | None]:
     media, _, rest = content_type.partition(b";")
     charset = None
@@ -76,7 +83,7 @@ async def read_params(
 ) -> tuple[bytes | None, dict[str, str]]:
     """Validate transport and parse the body of a token, introspection or revocation call."""
     query: bytes = scope.get("query_string", b"")
-    if query and any(name in query for name in _CREDENTIAL_QUERY):
+    if query and _credentials_in(query):
         # RFC 6749 §2.3.1: credentials "MUST NOT be included in the request URI".
         raise InvalidRequest("credentials must not be sent in the URL", reason="query creds")
     authorization, content_type, length = _headers(scope)

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from tokenward.protocol.introspection import ClientFacts
 from tokenward.protocol.model import Api, Client, ClientSecret, Registry
 from tokenward.server.storage.sql import tables as t
 from tokenward.server.storage.sql.migrate import ensure_sqlite_dir
@@ -87,6 +88,7 @@ def _secret(row: sa.Row[Any]) -> ClientSecret:
         created_at=row.created_at,
         expires_at=row.expires_at,
         last_used_at=row.last_used_at,
+        encrypted=row.encrypted_secret,
     )
 
 
@@ -108,6 +110,7 @@ def _client(row: sa.Row[Any], client_secrets: Sequence[ClientSecret]) -> Client:
         assertion_alg=row.assertion_alg,
         not_before=row.not_before,
         created_at=row.created_at,
+        introspect_apis=frozenset(row.introspect_apis or ()),
     )
 
 
@@ -126,6 +129,7 @@ def _client_values(client: Client) -> dict[str, Any]:
         "jwks_uri": client.jwks_uri,
         "assertion_alg": client.assertion_alg,
         "not_before": client.not_before,
+        "introspect_apis": sorted(client.introspect_apis),
     }
 
 
@@ -429,6 +433,87 @@ class Repository:
         async with self.engine.begin() as conn:
             await conn.execute(sa.delete(t.signing_keys).where(t.signing_keys.c.kid.in_(kids)))
             await self._bump(conn)
+
+    # -- token lifecycle: replay store, revocations, opaque tokens -----------------------------
+
+    async def use_assertion(self, client_id: str, jti: str, *, expires_at: int) -> bool:
+        """Record a client assertion's ``jti``; False when it was already used. The primary key
+        (client_id, jti) makes this atomic across workers and instances sharing the database.
+        Any other database error propagates: the caller fails closed."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    sa.insert(t.used_assertions).values(
+                        client_id=client_id, jti=jti, expires_at=expires_at
+                    )
+                )
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    async def revoke_jti(self, jti: str, *, client_id: str, expires_at: int) -> None:
+        """Deny-list a JWT access token until it expires (idempotent)."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    sa.insert(t.revoked_tokens).values(
+                        jti=jti, client_id=client_id, expires_at=expires_at
+                    )
+                )
+        except sa.exc.IntegrityError:
+            pass  # already revoked
+
+    async def store_opaque(
+        self, digest: str, *, client_id: str, claims: Mapping[str, Any], expires_at: int
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.insert(t.opaque_tokens).values(
+                    digest=digest, client_id=client_id, claims=dict(claims), expires_at=expires_at
+                )
+            )
+
+    async def find_opaque(self, digest: str) -> dict[str, Any] | None:
+        """The claims stored for an opaque token's digest, or None."""
+        async with self.engine.connect() as conn:
+            claims = await conn.scalar(
+                sa.select(t.opaque_tokens.c.claims).where(t.opaque_tokens.c.digest == digest)
+            )
+        return dict(claims) if claims is not None else None
+
+    async def delete_opaque(self, digest: str, *, client_id: str) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.delete(t.opaque_tokens).where(
+                    t.opaque_tokens.c.digest == digest, t.opaque_tokens.c.client_id == client_id
+                )
+            )
+        return bool(result.rowcount)
+
+    async def token_facts(self, client_id: str, jti: str) -> tuple[ClientFacts | None, bool]:
+        """The issuing client's current state and whether ``jti`` is revoked, read from the
+        database (not the per-worker registry cache) so every change is visible at once."""
+        c, r = t.clients.c, t.revoked_tokens.c
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    sa.select(c.enabled, c.not_before, c.created_at).where(c.client_id == client_id)
+                )
+            ).first()
+            revoked = await conn.scalar(
+                sa.select(sa.func.count()).where(r.jti == jti, r.client_id == client_id)
+            )
+        facts = ClientFacts(bool(row.enabled), row.not_before, row.created_at) if row else None
+        return facts, bool(revoked)
+
+    async def purge_expired(self, now: int) -> dict[str, int]:
+        """Delete replay-store rows, revocations and opaque tokens whose time has passed."""
+        counts: dict[str, int] = {}
+        async with self.engine.begin() as conn:
+            for table in (t.used_assertions, t.revoked_tokens, t.opaque_tokens):
+                result = await conn.execute(sa.delete(table).where(table.c.expires_at < now))
+                counts[table.name] = result.rowcount
+        return counts
 
     # -- audit --------------------------------------------------------------------------------
 

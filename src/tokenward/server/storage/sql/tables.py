@@ -64,6 +64,8 @@ clients = sa.Table(
     sa.Column("not_before", sa.BigInteger, nullable=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("updated_at", sa.BigInteger, nullable=False),
+    # Migration 0002: APIs whose tokens this client may introspect (RFC 7662 §4).
+    sa.Column("introspect_apis", sa.JSON, nullable=True),
 )
 
 client_secrets = sa.Table(
