@@ -535,6 +535,49 @@ def audit_list(
     _print(events, as_json, lines or ["(no events)"])
 
 
+@app.command()
+def token(
+    client_id: Annotated[str, typer.Option(envvar="TOKENWARD_CLIENT_ID", help="Client id.")],
+    client_secret: Annotated[
+        str,
+        typer.Option(
+            envvar="TOKENWARD_CLIENT_SECRET",
+            help="Client secret (prefer the TOKENWARD_CLIENT_SECRET variable: argv is visible).",
+        ),
+    ],
+    issuer: Annotated[
+        str | None, typer.Option(help="Issuer URL (default: TOKENWARD_ISSUER).")
+    ] = None,
+    scope: Annotated[list[str] | None, typer.Option(help="A scope to request (repeat).")] = None,
+    resource: Annotated[str | None, typer.Option(help="The API (RFC 8707 resource).")] = None,
+    auth_method: Annotated[
+        str, typer.Option(help="client_secret_basic or client_secret_post.")
+    ] = "client_secret_basic",
+    token_endpoint: Annotated[
+        str | None, typer.Option(help="Skip discovery and use this token endpoint.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Get an access token (client library) and print it, for shell scripts and curl."""
+    from tokenward.client import TokenError
+    from tokenward.client.cli import token_command
+
+    try:
+        out = token_command(
+            issuer=issuer or (None if token_endpoint else Settings().issuer),
+            client_id=client_id,
+            client_secret=client_secret,
+            scopes=scope or [],
+            resource=resource,
+            auth_method=auth_method,
+            as_json=as_json,
+            token_endpoint=token_endpoint,
+        )
+    except (TokenError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(out)
+
+
 def main() -> None:
     os.environ.setdefault("TYPER_USE_RICH", "0")
     app(prog_name="tokenward")
