@@ -13,18 +13,21 @@ Configuration (environment):
 * ``INTROSPECTION_CLIENT_ID`` / ``INTROSPECTION_CLIENT_SECRET`` (optional): a client registered
   with ``--introspect $API_AUDIENCE``; with them, opaque tokens are checked by introspection.
 
-Try it::
+Try it (verified by hand; the secret goes in the environment, not argv)::
 
+    export TOKENWARD_ISSUER=http://127.0.0.1:8000
     tokenward serve --port 8000 &
     tokenward apis create --identifier https://api.example.com --name Countries \\
         --scope countries:read --scope shipments:write
-    tokenward clients create --name shop --scope countries:read --json   # client_id, secret
+    C=$(tokenward clients create --name shop --scope countries:read --json)
+    export TOKENWARD_CLIENT_ID=$(echo "$C" | jq -r .client_id)
+    export TOKENWARD_CLIENT_SECRET=$(echo "$C" | jq -r .client_secret)
     uvicorn examples.countries_api:app --port 8001 &
-    TOKEN=$(tokenward token --issuer http://127.0.0.1:8000 --client-id "$ID" \\
-        --client-secret "$SECRET" --scope countries:read)
-    curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8001/countries      # 200
-    curl -i -X POST -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
-        -d '{"country": "FR", "weight_kg": 2}' http://127.0.0.1:8001/shipments  # 403
+    TOKEN=$(tokenward token --scope countries:read)
+    curl -H "Authorization: Bearer $TOKEN" http://127.0.0.1:8001/countries       # 200
+    curl -X POST -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \\
+        -d '{"country": "FR", "weight_kg": 2}' http://127.0.0.1:8001/shipments   # 403
+    curl http://127.0.0.1:8001/countries                                         # 401
 """
 
 import os
