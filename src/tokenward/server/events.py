@@ -31,6 +31,9 @@ class JsonFormatter(logging.Formatter):
     _STANDARD = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 
     def format(self, record: logging.LogRecord) -> str:
+        if getattr(record, "preformatted", False):
+            # A batch of audit events, already one JSON object per line (AuditBuffer.flush).
+            return record.getMessage()
         data: dict[str, Any] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
@@ -111,7 +114,28 @@ class AuditBuffer:
         return events
 
     def flush(self) -> int:
+        """Write the buffered events as JSON lines in one log record.
+
+        One record per batch rather than per event: at thousands of tokens per second the
+        logging machinery per record was a visible share of the request cost and caused
+        latency spikes at each flush. Each line has the shape of a JsonFormatter record
+        (``ts``, ``level``, ``logger``, ``msg``) plus the event under ``audit``.
+        """
         events = self.drain()
-        for event in events:
-            audit_logger.info(event["event"], extra={"audit": event})
+        if events and audit_logger.isEnabledFor(logging.INFO):
+            lines = "\n".join(
+                json.dumps(
+                    {
+                        "ts": round(event["at"], 3),
+                        "level": "info",
+                        "logger": audit_logger.name,
+                        "msg": event["event"],
+                        "audit": event,
+                    },
+                    default=str,
+                    separators=(",", ":"),
+                )
+                for event in events
+            )
+            audit_logger.info(lines, extra={"preformatted": True})
         return len(events)
