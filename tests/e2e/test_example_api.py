@@ -24,8 +24,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -41,7 +39,12 @@ from joserfc.jwk import ECKey
 from tests.e2e.helpers import until
 from tests.server.harness import b64decode
 from tests.support.live import free_port
-from tests.support.tokenward_server import ServerProcess, TokenwardEnv, tokenward_server
+from tests.support.tokenward_server import (
+    LoggedProcess,
+    ServerProcess,
+    TokenwardEnv,
+    tokenward_server,
+)
 from tokenward.client import HttpxAuth, Token, TokenManager
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,67 +54,27 @@ SCOPES = ("--scope", "countries:read", "--scope", "shipments:write")
 SHIPMENT = {"country": "fr", "weight_kg": 2.5}
 
 
-class ExampleApi:
+class ExampleApi(LoggedProcess):
     """``uvicorn examples.countries_api:app`` on a free loopback port, in its own session."""
 
     def __init__(self, home: Path, environ: dict[str, str]) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         env = {
             k: v
             for k, v in os.environ.items()
             if not k.startswith(("TOKENWARD_", "API_", "INTROSPECTION_"))
         }
         env.update(environ)
-        self.log_path = home / f"example-api-{self.port}.log"
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "examples.countries_api:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
+        argv = [sys.executable, "-m", "uvicorn", "examples.countries_api:app"]
+        super().__init__(
+            [*argv, "--host", "127.0.0.1", "--port", str(self.port)],
             env=env,
             cwd=REPO,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            log_path=home / f"example-api-{self.port}.log",
+            url=f"http://127.0.0.1:{self.port}",
+            ready_path="/openapi.json",
+            name="the example API",
         )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the example API exited:\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/openapi.json", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError(f"the example API did not become ready:\n{self.log()}")
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self._log.close()
 
 
 @contextlib.contextmanager

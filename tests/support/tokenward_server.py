@@ -68,41 +68,48 @@ class TokenwardEnv:
         return json.loads(self.cli(*args, "--json").stdout)
 
 
-class ServerProcess:
-    def __init__(self, env: TokenwardEnv, *, workers: int = 1) -> None:
-        self.env = env
-        self.url = f"http://127.0.0.1:{env.port}"
-        self.log_path = env.home / f"server-{env.port}.log"
-        self._log = self.log_path.open("w")
+class LoggedProcess:
+    """A server subprocess in its own session, output in a log file, ready when a URL answers."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        log_path: Path,
+        url: str,
+        ready_path: str,
+        name: str,
+    ) -> None:
+        self.url = url
+        self.name = name
+        self.log_path = log_path
+        self._log = log_path.open("w")
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tokenward",
-                "serve",
-                "--port",
-                str(env.port),
-                "--workers",
-                str(workers),
-            ],
-            env=env.environ(),
-            cwd=env.home,
+            argv,
+            env=dict(env),
+            cwd=cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self._wait_ready()
+        try:
+            self._wait_ready(ready_path)
+        except BaseException:
+            self.stop()
+            raise
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, ready_path: str) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"tokenward serve exited:\n{self.log()}")
+                raise RuntimeError(f"{self.name} exited:\n{self.log()}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}{ready_path}", timeout=1).status_code == 200:
                     return
             time.sleep(0.05)
-        raise RuntimeError(f"tokenward serve did not become ready:\n{self.log()}")
+        raise RuntimeError(f"{self.name} did not become ready:\n{self.log()}")
 
     def log(self) -> str:
         self._log.flush()
@@ -117,6 +124,31 @@ class ServerProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self._log.close()
+
+
+class ServerProcess(LoggedProcess):
+    """``tokenward serve`` on the environment's port."""
+
+    def __init__(self, env: TokenwardEnv, *, workers: int = 1) -> None:
+        self.env = env
+        super().__init__(
+            [
+                sys.executable,
+                "-m",
+                "tokenward",
+                "serve",
+                "--port",
+                str(env.port),
+                "--workers",
+                str(workers),
+            ],
+            env=env.environ(),
+            cwd=env.home,
+            log_path=env.home / f"server-{env.port}.log",
+            url=f"http://127.0.0.1:{env.port}",
+            ready_path="/healthz",
+            name="tokenward serve",
+        )
 
 
 @contextlib.contextmanager
