@@ -103,11 +103,6 @@ class Settings(BaseSettings):
     audit_log: bool = Field(True, description="Write one JSON audit event per token request.")
     log_format: Literal["json", "console"] = Field("json", description="Log rendering.")
     log_level: str = Field("INFO", description="Log level of the tokenward loggers.")
-    metrics: bool = Field(True, description="Serve Prometheus metrics at `/metrics`.")
-    admin_token: SecretStr | None = Field(
-        None,
-        description="Bearer token for the admin REST API at `/admin`. Unset: the admin API is off.",
-    )
     assertion_max_lifetime: int = Field(
         300, ge=10, description="Longest accepted lifetime (exp - iat) of a client assertion."
     )
