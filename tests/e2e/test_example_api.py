@@ -37,6 +37,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from tests.e2e.helpers import until
+from tests.lifecycle.harness import assertion_form, mint, new_key, public_jwks
 from tests.server.harness import b64decode
 from tests.support.live import free_port
 from tests.support.tokenward_server import (
@@ -353,3 +354,54 @@ def test_opaque_token_of_a_disabled_client_is_401(opaque_live: Live) -> None:
     # Not presented before: the API has no cached "active" answer for it.
     live.env.cli("clients", "disable", live.clients["doomed"]["client_id"])
     assert_invalid_token(live.call("GET", "/countries", token))
+
+
+# -- a private_key_jwt client, and the `tokenward token` command ----------------------------------
+
+
+def test_a_private_key_jwt_client_calls_the_api(live: Live) -> None:
+    """Seed 004's client: it authenticates with a signed assertion, never a secret."""
+    key = new_key("ES256")
+    path = live.env.home / "signer-keys.json"
+    path.write_text(json.dumps(public_jwks(key)))
+    client = live.env.cli_json(
+        "clients", "create", "--name", "signer", "--scope", "countries:read",
+        "--auth-method", "private_key_jwt", "--jwks-file", str(path),
+    )  # fmt: skip
+    client_id = client["client_id"]
+    now = int(time.time())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": live.env.issuer,
+        "iat": now,
+        "exp": now + 60,
+        "jti": secrets.token_urlsafe(16),
+    }
+    form = assertion_form(mint(key, claims), grant_type="client_credentials")
+    response = httpx.post(f"{live.server.url}/token", data=form, timeout=10)
+    assert response.status_code == 200, response.text
+    token = response.json()["access_token"]
+    assert live.call("GET", "/countries", token).status_code == 200
+    assert live.call("POST", "/shipments", token).status_code == 403
+    replayed = httpx.post(f"{live.server.url}/token", data=form, timeout=10)
+    assert replayed.status_code == 401
+    assert replayed.json()["error"] == "invalid_client"
+
+
+def test_the_token_command_prints_a_usable_token(live: Live) -> None:
+    reader = live.clients["reader"]
+    done = live.env.cli(
+        "token", "--client-id", reader["client_id"], "--scope", "countries:read",
+        "--issuer", live.env.issuer,
+        env={"TOKENWARD_CLIENT_SECRET": reader["client_secret"]},
+    )  # fmt: skip
+    token = done.stdout.strip()
+    assert live.call("GET", "/countries", token).status_code == 200
+    refused = live.env.cli(
+        "token", "--client-id", reader["client_id"], "--client-secret", "wrong",
+        "--issuer", live.env.issuer, check=False,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "invalid_client" in refused.stderr
+    assert "wrong" not in refused.stderr

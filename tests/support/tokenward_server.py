@@ -50,11 +50,13 @@ class TokenwardEnv:
         env.update(self.extra)
         return env
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run ``tokenward ARGS`` as a user would."""
+    def cli(
+        self, *args: str, check: bool = True, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``tokenward ARGS`` as a user would (``env``: extra variables)."""
         proc = subprocess.run(
             [sys.executable, "-m", "tokenward", *args],
-            env=self.environ(),
+            env={**self.environ(), **(env or {})},
             cwd=self.home,
             capture_output=True,
             text=True,
