@@ -93,6 +93,7 @@ def _introspect_everywhere(server: ServerProcess, token: str, auth: httpx.BasicA
     for _ in range(6):
         with httpx.Client(base_url=server.url) as http:
             body = http.post("/introspect", data={"token": token}, auth=auth).json()
+        assert "active" in body, body
         seen.add(body["active"])
     return seen
 
