@@ -841,18 +841,18 @@ def run_scenario(
                 f"{best.exhausted} requests found the assertion file exhausted (replays); "
                 "raise --assertion-rate"
             )
-        if not row.ok or server.proc.poll() is not None:
-            errors, reasons = server.log_problems()
-            detail = ", ".join(f"{k} x{v}" for k, v in reasons.most_common(5))
-            row.notes.append(f"server log: {errors} error lines; failures: {detail or 'none'}")
         if server.proc.poll() is not None:
             row.failed = "the server exited during the run"
     except BenchError as exc:
         row.failed = str(exc)
     finally:
-        server.stop()
+        server.stop()  # the server flushes its audit buffer on the way out
         with contextlib.suppress(OSError):
             (home.path / f"assertions-{scenario.name}.txt").unlink()
+    if not row.ok:
+        errors, reasons = server.log_problems()
+        detail = ", ".join(f"{k} x{v}" for k, v in reasons.most_common(5))
+        row.notes.append(f"server log: {errors} error lines; failures: {detail or 'none'}")
     return row
 
 
