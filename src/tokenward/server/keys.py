@@ -116,10 +116,6 @@ class KeyRing:
     def states(self, now: int) -> list[KeyState]:
         return key_states(self._rows, now=now, max_token_ttl=self._max_ttl)
 
-    @property
-    def rows(self) -> list[KeyRow]:
-        return list(self._rows)
-
     def verification_keys(self) -> dict[str, KeyMaterial]:
         """Every published key by kid (for introspection of our own JWTs)."""
         return dict(self._materials)

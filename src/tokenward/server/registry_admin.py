@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -257,8 +258,6 @@ class Admin:
         introspect_apis: Iterable[str] = (),
         actor: str = "cli",
     ) -> tuple[Client, NewSecret | None]:
-        import uuid
-
         cid = client_id or str(uuid.uuid4())
         if not _CLIENT_ID.fullmatch(cid):
             raise AdminError("client_id may use letters, digits and . _ ~ : @ + - (max 255)")
