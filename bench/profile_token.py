@@ -130,7 +130,7 @@ async def run(args: argparse.Namespace, home: Home, basic: str) -> None:
 
     tokenward_app = create_app()
     app: ASGIApp = tokenward_app
-    flush = tokenward_app.service.audit.flush
+    flush = tokenward_app.server.audit.flush
     log_file = (home.path / "server.log").open("w")
     for handler in logging.getLogger("tokenward").handlers:
         if isinstance(handler, logging.StreamHandler):

@@ -1,5 +1,5 @@
 """``python -m tokenward``."""
 
-from tokenward.server.cli import main
+from tokenward.cli import main
 
 main()

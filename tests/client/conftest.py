@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from tests.support.clock import FakeClock
 from tests.support.live import LiveServer, free_port
 from tokenward.client import AsyncTokenManager, TokenManager
 
@@ -206,22 +207,9 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return backend
 
 
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1000.0)
 
 
 class Sleeps:

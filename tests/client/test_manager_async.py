@@ -11,10 +11,10 @@ from tests.client.conftest import (
     AsyncManagerFactory,
     AuthState,
     Failure,
-    FakeClock,
     Sleeps,
     Spawned,
 )
+from tests.support.clock import FakeClock
 from tokenward.client import (
     AsyncTokenManager,
     Token,

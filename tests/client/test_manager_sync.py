@@ -19,11 +19,11 @@ from tests.client.conftest import (
     ODD_SECRET,
     AuthState,
     Failure,
-    FakeClock,
     ManagerFactory,
     Sleeps,
     Spawned,
 )
+from tests.support.clock import FakeClock
 from tokenward.client import (
     DiscoveryError,
     TokenEndpointUnavailable,

@@ -11,10 +11,10 @@ from tests.client.conftest import (
     CLIENT_SECRET,
     AuthState,
     Failure,
-    FakeClock,
     ManagerFactory,
     Spawned,
 )
+from tests.support.clock import FakeClock
 from tokenward.client import (
     HttpxAuth,
     TokenEndpointUnavailable,

@@ -133,7 +133,7 @@ def test_secret_rotation_reaches_every_worker(cluster: Cluster) -> None:
     cluster.env.cli("clients", "secrets", "revoke", cid, s1_id)
     cluster.settles_on(cid, s1, 401, "the revoked secret being refused by every worker")
     assert cluster.statuses(cid, s2) == {200}
-    client.update(client_secret=s2, secret_id=added["id"])
+    client.update(client_secret=s2, secret_id=added["secret_id"])
 
 
 def test_disabling_a_client_reaches_every_worker(cluster: Cluster) -> None:

@@ -1,23 +1,24 @@
-"""An in-process tokenward (real app, real database, fake clock) and client-assertion minting.
+"""The lifecycle tests' view of the one in-process harness (``tests/support/inprocess.py``),
+and client-assertion minting.
 
-``Harness`` builds the same ``TokenwardApp`` as ``create_app`` but with a controllable clock,
-and talks to it through httpx's ASGI transport. Client keys and assertions are made with joserfc,
-as a client application would make them.
+``Harness`` runs the real server from ``build_server`` with a fake clock and without the
+background loops (a test moves state on with ``sync()``), and talks to it through httpx's ASGI
+transport. Client keys and assertions are made with joserfc, as a client application would.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import secrets
-import time
 import uuid
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import httpx
 from cryptography.hazmat.primitives import hashes
@@ -26,15 +27,15 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc import jwt
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
-from starlette.applications import Starlette
 
+from tests.support.clock import FakeClock
+from tests.support.inprocess import ACTOR, InProcess, in_process
 from tokenward.protocol.client_auth import ASSERTION_TYPE
-from tokenward.protocol.model import Client
-from tokenward.server.app import TokenwardApp, prepare_database
-from tokenward.server.http.routes import protocol_routes
-from tokenward.server.registry_admin import Admin, NewSecret
-from tokenward.server.secrets import ServerSecrets, build_server_secrets
-from tokenward.server.service import TokenService
+from tokenward.protocol.model import Registry
+from tokenward.server.admin import Admin
+from tokenward.server.admin.schemas import ApiCreate, ClientCreate
+from tokenward.server.admin.views import ClientView
+from tokenward.server.composition import Server
 from tokenward.server.settings import Settings
 from tokenward.server.storage.sql.repository import Repository
 
@@ -51,30 +52,6 @@ KEK = "ab" * 32
 AnyKey = ECKey | RSAKey | OKPKey
 
 
-class FakeClock:
-    """Seconds since the epoch, moved only by the test."""
-
-    def __init__(self) -> None:
-        self.now = float(int(time.time()))
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class ClockedAdmin(Admin):
-    """The registry admin on the harness clock (not_before, created_at follow the test)."""
-
-    def __init__(self, clock: FakeClock, *args: Any) -> None:
-        super().__init__(*args)
-        self.clock = clock
-
-    def _now(self) -> int:
-        return int(self.clock())
-
-
 def settings_for(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
@@ -88,12 +65,6 @@ def settings_for(database_url: str, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
-
-
-def server_secrets() -> ServerSecrets:
-    return build_server_secrets(
-        pepper=PEPPER, pepper_id="p1", previous={}, key_encryption_key=KEK, dev_file=None
-    )
 
 
 # -- keys and assertions ------------------------------------------------------------------------
@@ -208,7 +179,7 @@ def assertion_form(assertion: str, client_id: str | None = None, **extra: str) -
 
 @dataclass
 class Registered:
-    client: Client
+    client: ClientView
     secret: str | None = None
     key: AnyKey | None = None
 
@@ -228,60 +199,70 @@ class Registered:
 
 @dataclass
 class Harness:
-    settings: Settings
-    clock: FakeClock
+    running: InProcess
+    stack: contextlib.AsyncExitStack
     repository: Repository
-    admin: Admin
-    service: TokenService
-    app: TokenwardApp
-    http: httpx.AsyncClient
-    extra_services: list[TokenService] = field(default_factory=list)
 
     @classmethod
     async def start(cls, settings: Settings, clock: FakeClock | None = None) -> Harness:
-        prepare_database(settings)
-        clock = clock or FakeClock()
-        repository = Repository.from_url(settings.database_url)
-        service = TokenService(settings, repository, server_secrets(), clock=clock)
-        await service.ensure_keys()
-        await service.reload()
-        app = TokenwardApp(service, Starlette(routes=protocol_routes(service)))
-        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=cast(Any, app)), base_url=ISSUER)
-        admin = ClockedAdmin(clock, settings, repository, server_secrets())
-        return cls(settings, clock, repository, admin, service, app, http)
+        stack = contextlib.AsyncExitStack()
+        running = await stack.enter_async_context(in_process(settings, clock=clock, loops=False))
+        repository = running.server.stores.admin
+        assert isinstance(repository, Repository)
+        return cls(running, stack, repository)
 
     async def close(self) -> None:
-        await self.http.aclose()
-        for service in [self.service, *self.extra_services]:
-            await service.assertions.keys.aclose()
-            await service.repository.close()
+        await self.stack.aclose()
 
-    async def sibling(self, **overrides: Any) -> tuple[TokenService, httpx.AsyncClient]:
+    @property
+    def server(self) -> Server:
+        return self.running.server
+
+    @property
+    def settings(self) -> Settings:
+        return self.running.settings
+
+    @property
+    def clock(self) -> FakeClock:
+        return self.running.clock
+
+    @property
+    def admin(self) -> Admin:
+        return self.running.admin
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        return self.running.http
+
+    @property
+    def registry(self) -> Registry:
+        return self.server.registry.registry
+
+    async def sync(self) -> None:
+        await self.running.sync()
+
+    async def sibling(self, **overrides: Any) -> tuple[Server, httpx.AsyncClient]:
         """A second instance on the same database (another worker or machine)."""
-        settings = self.settings.model_copy(update=overrides) if overrides else self.settings
-        repository = Repository.from_url(settings.database_url)
-        service = TokenService(settings, repository, server_secrets(), clock=self.clock)
-        await service.reload()
-        self.extra_services.append(service)
-        app = TokenwardApp(service, Starlette(routes=protocol_routes(service)))
-        return service, httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=cast(Any, app)), base_url=ISSUER
-        )
+        other = await self.stack.enter_async_context(self.running.sibling(**overrides))
+        return other.server, other.http
 
     # -- registry ---------------------------------------------------------------------------
 
-    async def api(self, identifier: str, *scopes: str, token_format: str = "jwt") -> None:
-        await self.admin.create_api(
-            identifier=identifier, name=identifier, scopes=scopes, token_format=token_format
+    async def api(
+        self, identifier: str, *scopes: str, token_format: Literal["jwt", "opaque"] = "jwt"
+    ) -> None:
+        spec = ApiCreate(
+            identifier=identifier, name=identifier, scopes=list(scopes), token_format=token_format
         )
-        await self.service.reload()
+        await self.admin.create_api(spec, actor=ACTOR)
+        await self.sync()
 
     async def secret_client(self, scopes: tuple[str, ...] = ("read",), **kw: Any) -> Registered:
-        client, new = await self.admin.create_client(
-            name="c", client_id=kw.pop("client_id", None), scopes=scopes, **kw
-        )
-        await self.service.reload()
-        return Registered(client, new.value if isinstance(new, NewSecret) else None)
+        spec = ClientCreate(name="c", scopes=list(scopes), **kw)
+        created = await self.admin.create_client(spec, actor=ACTOR)
+        await self.sync()
+        secret = created.secret.client_secret if created.secret is not None else None
+        return Registered(created.client, secret)
 
     async def jwt_client(
         self, key: AnyKey | None = None, *, scopes: tuple[str, ...] = ("read",), **kw: Any
@@ -289,15 +270,11 @@ class Harness:
         key = key or new_key()
         if "jwks_uri" not in kw:
             kw.setdefault("jwks", public_jwks(key))
-        client, _ = await self.admin.create_client(
-            name="jwt",
-            client_id=kw.pop("client_id", None),
-            scopes=scopes,
-            auth_methods=kw.pop("auth_methods", ["private_key_jwt"]),
-            **kw,
-        )
-        await self.service.reload()
-        return Registered(client, None, key)
+        kw.setdefault("auth_methods", ["private_key_jwt"])
+        spec = ClientCreate(name="jwt", scopes=list(scopes), **kw)
+        created = await self.admin.create_client(spec, actor=ACTOR)
+        await self.sync()
+        return Registered(created.client, None, key)
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -352,7 +329,7 @@ class Harness:
         return await self.http.post("/revoke", data={"token": token, **extra}, auth=caller.basic())
 
     def audit_reasons(self) -> list[str]:
-        return [str(e.get("reason")) for e in self.service.audit.drain() if "reason" in e]
+        return [str(e.get("reason")) for e in self.server.audit.drain() if "reason" in e]
 
 
 def random_opaque() -> str:

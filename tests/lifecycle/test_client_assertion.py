@@ -34,7 +34,9 @@ from tests.lifecycle.harness import (
     settings_for,
     unsigned,
 )
+from tests.support.inprocess import ACTOR
 from tokenward.protocol.client_auth import ASSERTION_TYPE
+from tokenward.server.admin.schemas import ClientUpdate
 
 pytestmark = pytest.mark.anyio
 
@@ -42,7 +44,7 @@ Claims = Callable[[int], dict[str, Any]]
 
 
 async def _client(h: Harness, alg: str = "ES256", **kw: Any) -> Registered:
-    if API not in h.service.registry.apis:
+    if API not in h.registry.apis:
         await h.api(API, "read")
     return await h.jwt_client(new_key(alg), **kw)
 
@@ -264,12 +266,12 @@ async def test_ca20_no_credentials(harness: Harness) -> None:
 
 async def test_ca23_disabled_and_deleted_clients(harness: Harness) -> None:
     client = await _client(harness)
-    await harness.admin.update_client(client.id, enabled=False)
-    await harness.service.reload()
+    await harness.admin.update_client(client.id, ClientUpdate(enabled=False), actor=ACTOR)
+    await harness.sync()
     assertion = mint(client.signing_key, claims_for(client.id, harness.clock.now))
     assert await harness.assertion_status(assertion) == 401
-    await harness.admin.delete_client(client.id)
-    await harness.service.reload()
+    await harness.admin.delete_client(client.id, actor=ACTOR)
+    await harness.sync()
     again = mint(client.signing_key, claims_for(client.id, harness.clock.now))
     assert await harness.assertion_status(again) == 401
     assert await harness.assertion_status(mint(new_key(), claims_for("nobody", 0))) == 401
@@ -348,7 +350,7 @@ async def test_o1_assertions_never_reach_logs_or_audit(
     bad = mint(client.signing_key, claims_for(client.id, now, aud=TOKEN_ENDPOINT))
     for assertion in (good, good, bad, "x" + good):
         await harness.token_with(assertion_form(assertion))
-    events = harness.service.audit.drain()
+    events = harness.server.audit.drain()
     assert [e.get("auth_method") for e in events] == ["private_key_jwt"] * 3 + ["jwt_assertion"]
     text = repr(events) + caplog.text
     for assertion in (good, bad):

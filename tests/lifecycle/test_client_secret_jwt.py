@@ -24,14 +24,16 @@ from tests.lifecycle.harness import (
     mint,
     new_key,
 )
-from tokenward.server.registry_admin import AdminError
+from tests.support.inprocess import ACTOR
+from tokenward.server.admin import AdminError
+from tokenward.server.admin.schemas import ClientCreate, ClientUpdate, SecretCreate, SecretRevoke
 from tokenward.server.storage.sql import tables as t
 
 pytestmark = pytest.mark.anyio
 
 
 async def _hs_client(h: Harness, methods: tuple[str, ...] = ("client_secret_jwt",)) -> Registered:
-    if API not in h.service.registry.apis:
+    if API not in h.registry.apis:
         await h.api(API, "read")
     return await h.secret_client(auth_methods=list(methods))
 
@@ -72,22 +74,26 @@ async def test_ca18_hs256_refused_for_other_methods(harness: Harness) -> None:
 async def test_ca23_secret_rotation_and_expiry(harness: Harness) -> None:
     client = await _hs_client(harness)
     assert client.secret is not None
-    second = await harness.admin.add_secret(client.id, label="next")
-    await harness.service.reload()
-    for secret in (client.secret, second.value):
+    second = await harness.admin.add_secret(client.id, SecretCreate(label="next"), actor=ACTOR)
+    await harness.sync()
+    for secret in (client.secret, second.client_secret):
         assert (
             await harness.assertion_status(_hs(secret, claims_for(client.id, harness.clock.now)))
             == 200
         )
     first_id = (await harness.repository.get_client(client.id)).secrets[0].id
-    await harness.admin.revoke_secret(client.id, first_id)
-    await harness.service.reload()
+    await harness.admin.revoke_secret(client.id, first_id, SecretRevoke(), actor=ACTOR)
+    await harness.sync()
     old = _hs(client.secret, claims_for(client.id, harness.clock.now))
     assert await harness.assertion_status(old) == 401
-    # An expiring secret stops at its expiry (admin time is wall-clock, so expire it now).
-    await harness.repository.expire_secret(client.id, second.record.id, int(harness.clock.now))
-    await harness.service.reload()
-    late = _hs(second.value, claims_for(client.id, harness.clock.now))
+    # A secret revoked with a grace period stops when the grace ends.
+    grace = SecretRevoke(grace=5)
+    await harness.admin.revoke_secret(client.id, second.secret_id, grace, actor=ACTOR)
+    await harness.sync()
+    works = _hs(second.client_secret, claims_for(client.id, harness.clock.now))
+    assert await harness.assertion_status(works) == 200
+    harness.clock.advance(5)
+    late = _hs(second.client_secret, claims_for(client.id, harness.clock.now))
     assert await harness.assertion_status(late) == 401
 
 
@@ -108,11 +114,14 @@ async def test_c7_operator_chosen_secrets_refused(harness: Harness) -> None:
     await harness.api(API, "read")
     with pytest.raises(AdminError, match="generated secret"):
         await harness.admin.create_client(
-            name="weak", scopes=["read"], auth_methods=["client_secret_jwt"], secret="hunter2"
+            ClientCreate(
+                name="weak", scopes=["read"], auth_methods=["client_secret_jwt"], secret="hunter2"
+            ),
+            actor=ACTOR,
         )
     client = await _hs_client(harness)
     with pytest.raises(AdminError, match="generated secret"):
-        await harness.admin.add_secret(client.id, secret="password123")
+        await harness.admin.add_secret(client.id, SecretCreate(secret="password123"), actor=ACTOR)
 
 
 async def test_both_methods_on_one_client(harness: Harness) -> None:
@@ -130,17 +139,21 @@ async def test_secret_added_before_switching_to_client_secret_jwt(harness: Harne
     await harness.api(API, "read")
     client = await harness.secret_client()
     assert client.secret is not None
-    await harness.admin.update_client(client.id, auth_methods=["client_secret_jwt"])
-    await harness.service.reload()
+    await harness.admin.update_client(
+        client.id, ClientUpdate(auth_methods=["client_secret_jwt"]), actor=ACTOR
+    )
+    await harness.sync()
     # Only its digest was stored, so the old secret cannot key an HMAC: add a new one.
     assert (
         await harness.assertion_status(_hs(client.secret, claims_for(client.id, harness.clock.now)))
         == 401
     )
-    new = await harness.admin.add_secret(client.id)
-    await harness.service.reload()
+    new = await harness.admin.add_secret(client.id, SecretCreate(), actor=ACTOR)
+    await harness.sync()
     assert (
-        await harness.assertion_status(_hs(new.value, claims_for(client.id, harness.clock.now)))
+        await harness.assertion_status(
+            _hs(new.client_secret, claims_for(client.id, harness.clock.now))
+        )
         == 200
     )
 
@@ -149,12 +162,14 @@ async def test_private_key_and_secret_jwt_on_one_client(harness: Harness) -> Non
     await harness.api(API, "read")
     key = new_key()
     client = await harness.jwt_client(key, auth_methods=["private_key_jwt", "client_secret_jwt"])
-    secret = await harness.admin.add_secret(client.id)
-    await harness.service.reload()
+    secret = await harness.admin.add_secret(client.id, SecretCreate(), actor=ACTOR)
+    await harness.sync()
     assert (
         await harness.assertion_status(mint(key, claims_for(client.id, harness.clock.now))) == 200
     )
     assert (
-        await harness.assertion_status(_hs(secret.value, claims_for(client.id, harness.clock.now)))
+        await harness.assertion_status(
+            _hs(secret.client_secret, claims_for(client.id, harness.clock.now))
+        )
         == 200
     )

@@ -28,7 +28,9 @@ from tests.lifecycle.harness import (
     settings_for,
 )
 from tests.lifecycle.world import World, make_world
+from tests.support.inprocess import ACTOR
 from tokenward.jose.signing import JwsSigner
+from tokenward.server.admin.schemas import ClientCreate, ClientUpdate
 from tokenward.server.storage.sql import tables as t
 
 pytestmark = pytest.mark.anyio
@@ -98,11 +100,11 @@ async def test_revoked_then_inactive(world: World, fmt: str) -> None:
 
 async def test_c9_disabled_client_tokens_inactive_at_once(world: World, fmt: str) -> None:
     token = await world.token(fmt)
-    await world.h.admin.update_client(world.owner.id, enabled=False)
+    await world.h.admin.update_client(world.owner.id, ClientUpdate(enabled=False), actor=ACTOR)
     # No reload of the worker's registry cache: introspection reads the database.
     assert await world.h.introspect(token, world.rs) == INACTIVE
-    await world.h.admin.update_client(world.owner.id, enabled=True)
-    await world.h.service.reload()
+    await world.h.admin.update_client(world.owner.id, ClientUpdate(enabled=True), actor=ACTOR)
+    await world.h.sync()
     assert await world.h.introspect(token, world.rs) == INACTIVE  # revoked by the disable
     world.h.clock.advance(2)
     fresh = await world.token(fmt)
@@ -112,7 +114,7 @@ async def test_c9_disabled_client_tokens_inactive_at_once(world: World, fmt: str
 async def test_revoke_all_tokens_of_a_client(world: World, fmt: str) -> None:
     token = await world.token(fmt)
     mine = await world.h.issue(world.other, scope="read")
-    await world.h.admin.revoke_tokens(world.owner.id)
+    await world.h.admin.revoke_tokens(world.owner.id, actor=ACTOR)
     assert await world.h.introspect(token, world.rs) == INACTIVE
     assert (await world.h.introspect(mine, world.rs))["active"] is True
     world.h.clock.advance(2)
@@ -122,11 +124,11 @@ async def test_revoke_all_tokens_of_a_client(world: World, fmt: str) -> None:
 
 async def test_deleted_and_recreated_client(world: World, fmt: str) -> None:
     token = await world.token(fmt)
-    await world.h.admin.delete_client(world.owner.id)
+    await world.h.admin.delete_client(world.owner.id, actor=ACTOR)
     assert await world.h.introspect(token, world.rs) == INACTIVE
     world.h.clock.advance(5)
     await world.h.admin.create_client(
-        name="again", client_id=world.owner.id, scopes=["read", "o:read"]
+        ClientCreate(name="again", client_id=world.owner.id, scopes=["read", "o:read"]), actor=ACTOR
     )
     # A new client with the same id does not inherit the old one's tokens.
     assert await world.h.introspect(token, world.rs) == INACTIVE
@@ -158,7 +160,7 @@ async def test_in07_foreign_or_tampered_jwt(world: World) -> None:
 
 
 async def test_our_key_but_not_an_access_token(world: World) -> None:
-    material = next(iter(world.h.service.keys.verification_keys().values()))
+    material = next(iter(world.h.server.keyring.verification_keys().values()))
     now = int(world.h.clock.now)
     claims = {
         "iss": ISSUER,
@@ -283,7 +285,7 @@ async def test_tokens_of_another_server_with_the_same_issuer_name(
 async def test_audit_records_no_token(world: World, fmt: str) -> None:
     token = await world.token(fmt)
     await world.h.introspect(token, world.rs)
-    events = world.h.service.audit.drain()
+    events = world.h.server.audit.drain()
     assert any(e["event"] == "token.introspected" and e["active"] for e in events)
     assert token not in repr(events)
     async with world.h.repository.engine.connect() as conn:

@@ -92,7 +92,7 @@ async def test_replay_store_rows_are_purged_after_expiry(db_harness: Harness) ->
     young = mint(client.signing_key, claims_for(client.id, db_harness.clock.now))
     assert await db_harness.assertion_status(young) == 200
     assert await _rows(db_harness, t.used_assertions) == 2
-    counts = await db_harness.service.lifecycle.purge()
+    counts = await db_harness.server.runtime.purge()
     assert counts["used_assertions"] == 1
     assert await _rows(db_harness, t.used_assertions) == 1
     assert await db_harness.assertion_status(young) == 401  # the live one still blocks replay

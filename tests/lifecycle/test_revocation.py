@@ -93,7 +93,7 @@ async def test_rv05_c14_other_clients_token_untouched_and_indistinguishable(
     # A resource server allowed to introspect the API is not allowed to revoke either.
     assert (await world.h.revoke(token, world.rs)).status_code == 200
     assert (await world.h.introspect(token, world.owner))["active"] is True
-    events = [e for e in world.h.service.audit.drain() if e["event"] == "token.revocation_ignored"]
+    events = [e for e in world.h.server.audit.drain() if e["event"] == "token.revocation_ignored"]
     assert [e["outcome"] for e in events[:1]] == ["refused (not the caller's token)"]
 
 
@@ -172,10 +172,10 @@ async def test_expired_rows_are_purged(world: World) -> None:
     fresh_opaque = await world.token("opaque")
     fresh_jwt = await world.token("jwt")
     await h.revoke(fresh_jwt, world.owner)
-    counts = await h.service.lifecycle.purge()
+    counts = await h.server.runtime.purge()
     assert counts == {"used_assertions": 0, "revoked_tokens": 0, "opaque_tokens": 1}
     h.clock.advance(60)
-    counts = await h.service.lifecycle.purge()
+    counts = await h.server.runtime.purge()
     assert counts == {"used_assertions": 0, "revoked_tokens": 1, "opaque_tokens": 0}
     remaining = await _rows(h, t.opaque_tokens)
     assert [r.digest for r in remaining] == [opaque_digest(fresh_opaque)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tests.resource.support import API, FakeAuthServer, FakeIssuer, SigningKey, new_key
+from tests.support.clock import FakeClock
 from tests.support.live import LiveServer
 from tokenward.resource import JwksCachePolicy, TokenVerifier
 
@@ -21,19 +21,6 @@ from tokenward.resource import JwksCachePolicy, TokenVerifier
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-class FakeClock:
-    """Wall-clock seconds that only move when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,8 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from tests.resource.conftest import FakeClock
 from tests.resource.support import API, DROP, Chunked, FakeAuthServer, FakeIssuer, new_key
+from tests.support.clock import FakeClock
 from tests.support.live import LiveServer
 from tokenward.resource import (
     AccessToken,

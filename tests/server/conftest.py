@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.server.harness import Running, make_settings, running_app, seed_registry
+from tests.server.harness import InProcess, in_process, make_settings, seed_registry
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +33,11 @@ def tw_settings_overrides() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 async def tw(
     tmp_path_factory: pytest.TempPathFactory, tw_settings_overrides: dict[str, Any]
-) -> AsyncIterator[Running]:
+) -> AsyncIterator[InProcess]:
     home = tmp_path_factory.mktemp("tw")
     settings = make_settings(home, **tw_settings_overrides)
-    async with running_app(settings) as running:
-        await seed_registry(running.admin)
+    async with in_process(settings) as running:
+        await seed_registry(running)
         await running.sync()
         yield running
 

@@ -1,50 +1,50 @@
-"""In-process harness: the real ASGI app inside its lifespan, a standard registry, helpers.
+"""The authorization-server tests' registry and helpers, over the one in-process harness
+(``tests/support/inprocess.py``).
 
-``running_app(settings)`` builds the app with ``create_app(settings, configure_logs=False)``,
-runs its lifespan (so the service loads keys and registry and starts its loops) and yields an
-``httpx.AsyncClient`` bound to it through ``httpx.ASGITransport``. ``asgi_call`` drives the raw
-ASGI callable directly, for inputs an HTTP client library would refuse to send.
+``asgi_call`` drives the raw ASGI callable directly, for inputs an HTTP client library would
+refuse to send.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, cast
-from urllib.parse import quote_plus
+from typing import Any
 
-import httpx
 from joserfc import jws
 from joserfc.jwk import ECKey, KeySet
 
-from tokenward.server.app import TokenwardApp, create_app
-from tokenward.server.registry_admin import Admin
+from tests.support.inprocess import ACTOR, FORM, InProcess, basic, encode_form, in_process
+from tokenward.server.admin.schemas import ApiCreate, ClientCreate, ClientUpdate
+from tokenward.server.app import TokenwardApp
 from tokenward.server.settings import Settings
+from tokenward.server.stores import AuditRecord
+
+__all__ = [
+    "ACTOR",
+    "FORM",
+    "InProcess",
+    "basic",
+    "encode_form",
+    "in_process",
+]
 
 ISSUER = "https://as.example"
 API = "https://api.example"
 API2 = "https://api2.example"
 PEPPER = "test-pepper-0123456789abcdef0123456789abcdef"
 KEK = "ab" * 32
-FORM = "application/x-www-form-urlencoded"
 REALM_CHALLENGE = 'Basic realm="tokenward"'
 INVALID_CLIENT = {"error": "invalid_client", "error_description": "client authentication failed"}
 # RFC 6749 §5.2 charset of error and error_description.
 ERROR_CHARSET = re.compile(r"[\x20\x21\x23-\x5B\x5D-\x7E]*")
 ALLOWED_STATUSES = frozenset({200, 400, 401, 405, 413, 429})
-
-
-def basic(client_id: str, secret: str) -> str:
-    """RFC 6749 §2.3.1: each half form-urlencoded, then base64 of ``id:secret``."""
-    raw = f"{quote_plus(client_id)}:{quote_plus(secret)}"
-    return "Basic " + base64.b64encode(raw.encode()).decode()
 
 
 def make_settings(home: Path, database_url: str | None = None, **overrides: Any) -> Settings:
@@ -74,59 +74,6 @@ def settings_environ(settings: Settings) -> dict[str, str]:
     }
 
 
-@dataclass
-class Running:
-    """An app inside its lifespan, an HTTP client bound to it and an admin on its database."""
-
-    app: TokenwardApp
-    http: httpx.AsyncClient
-    admin: Admin
-
-    @property
-    def settings(self) -> Settings:
-        return self.app.service.settings
-
-    async def sync(self) -> None:
-        """Make the service see registry changes now instead of at the next poll."""
-        await self.app.service.reload()
-
-    async def token(
-        self,
-        data: dict[str, str] | None = None,
-        *,
-        auth: tuple[str, str] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> httpx.Response:
-        all_headers = {"content-type": FORM, **(headers or {})}
-        if auth is not None:
-            all_headers["authorization"] = basic(*auth)
-        body = {"grant_type": "client_credentials", **(data or {})}
-        return await self.http.post("/token", content=encode_form(body), headers=all_headers)
-
-    async def jwks(self) -> KeySet:
-        response = await self.http.get("/jwks.json")
-        assert response.status_code == 200
-        return KeySet.import_key_set(response.json())
-
-    async def kids(self) -> set[str]:
-        response = await self.http.get("/jwks.json")
-        return {key["kid"] for key in response.json()["keys"]}
-
-
-def encode_form(params: dict[str, str]) -> bytes:
-    return "&".join(f"{quote_plus(k)}={quote_plus(v)}" for k, v in params.items()).encode()
-
-
-class FakeClock:
-    """Wall-clock seconds that move only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def eventually(
     check: Callable[[], Awaitable[bool]], *, timeout: float = 15.0, what: str = "condition"
 ) -> None:
@@ -137,21 +84,6 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not happen within {timeout} s")
         await asyncio.sleep(0.05)
-
-
-@contextlib.asynccontextmanager
-async def running_app(
-    settings: Settings, *, clock: FakeClock | None = None
-) -> AsyncIterator[Running]:
-    app = create_app(settings, configure_logs=False)
-    if clock is not None:
-        app.service.clock = clock
-    admin = Admin(settings, app.service.repository, app.service.secrets)
-    async with app.inner.router.lifespan_context(app.inner):
-        # TokenwardApp annotates its scope as dict, httpx as MutableMapping: same object.
-        transport = httpx.ASGITransport(app=cast(Any, app))
-        async with httpx.AsyncClient(transport=transport, base_url=ISSUER) as http:
-            yield Running(app, http, admin)
 
 
 # -- the standard registry -----------------------------------------------------------------
@@ -183,12 +115,16 @@ def client_jwks() -> dict[str, Any]:
     return {"keys": [{**key.as_dict(private=False), "kid": "k1", "alg": "ES256"}]}
 
 
-async def seed_registry(admin: Admin) -> None:
+async def seed_registry(running: InProcess) -> None:
     """Two APIs (ES256 and RS256) and one client per behaviour the tests need."""
-    await admin.create_api(identifier=API, name="Example API", scopes=["read", "write"])
+    admin = running.admin
     await admin.create_api(
+        ApiCreate(identifier=API, name="Example API", scopes=["read", "write"]), actor=ACTOR
+    )
+    api2 = ApiCreate(
         identifier=API2, name="Second API", scopes=["api2:read"], signing_alg="RS256", token_ttl=600
     )
+    await admin.create_api(api2, actor=ACTOR)
     plain: list[tuple[Cred, list[str], dict[str, Any]]] = [
         (C1, ["read", "write"], {}),
         (C2, ["read"], {}),
@@ -204,24 +140,33 @@ async def seed_registry(admin: Admin) -> None:
         (RS, ["api2:read"], {}),
     ]
     for cred, scopes, extra in plain:
-        await admin.create_client(
+        spec = ClientCreate(
             name=cred.client_id,
             client_id=cred.client_id,
             scopes=scopes,
             secret=cred.secret,
             **extra,
         )
-    await admin.create_client(
+        await admin.create_client(spec, actor=ACTOR)
+    pkjwt = ClientCreate(
         name="pkjwt",
         client_id=PKJWT_ID,
         scopes=["read"],
         auth_methods=["private_key_jwt"],
         jwks=client_jwks(),
     )
-    await admin.update_client(DISABLED.client_id, enabled=False)
-    # No admin command removes the grant (tokenward has one grant); write it as the store would.
-    client = await admin.repo.get_client(NO_GRANT.client_id)
-    await admin.repo.save_client(replace(client, grant_types=frozenset()), now=client.created_at)
+    await admin.create_client(pkjwt, actor=ACTOR)
+    await admin.update_client(DISABLED.client_id, ClientUpdate(enabled=False), actor=ACTOR)
+    await remove_grant(running, NO_GRANT.client_id)
+
+
+async def remove_grant(running: InProcess, client_id: str) -> None:
+    """No admin operation removes the grant (tokenward has one grant); write it as the store
+    would, for the ``unauthorized_client`` tests."""
+    store = running.server.stores.admin
+    client = await store.get_client(client_id)
+    record = AuditRecord(at=0, event="test.grant_removed", actor=ACTOR)
+    await store.save_client(replace(client, grant_types=frozenset()), now=0, audit=record)
 
 
 # -- tokens ---------------------------------------------------------------------------------

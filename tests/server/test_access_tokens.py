@@ -23,22 +23,24 @@ from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet
 
 from tests.server.harness import (
+    ACTOR,
     API,
     API2,
     C1,
     ISSUER,
     MULTI,
     RS,
-    Running,
+    InProcess,
     b64decode,
+    in_process,
     jwt_parts,
     make_settings,
-    running_app,
     verify,
 )
 from tokenward.jose.keys import SIGNING_ALGORITHMS
 from tokenward.jose.signing import b64url
-from tokenward.server.service import TokenRequest
+from tokenward.server.admin.schemas import ApiCreate, ClientCreate
+from tokenward.server.exchange import Exchange
 
 pytestmark = pytest.mark.anyio
 
@@ -46,7 +48,7 @@ STRING_CLAIMS = ("iss", "sub", "aud", "client_id", "jti", "scope")
 NUMBER_CLAIMS = ("exp", "iat")
 
 
-async def discovery(tw: Running) -> tuple[dict[str, Any], KeySet]:
+async def discovery(tw: InProcess) -> tuple[dict[str, Any], KeySet]:
     """Follow RFC 8414 like a resource server would: metadata, then ``jwks_uri``."""
     meta = await tw.http.get("/.well-known/oauth-authorization-server")
     assert meta.status_code == 200
@@ -61,7 +63,7 @@ async def discovery(tw: Running) -> tuple[dict[str, Any], KeySet]:
     return doc, KeySet.import_key_set(jwks.json())
 
 
-async def issue(tw: Running, auth: tuple[str, str], **data: str) -> dict[str, Any]:
+async def issue(tw: InProcess, auth: tuple[str, str], **data: str) -> dict[str, Any]:
     response = await tw.token(data, auth=auth)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -89,7 +91,7 @@ async def issue(tw: Running, auth: tuple[str, str], **data: str) -> dict[str, An
     ],
 )
 async def test_issued_token_verifies_against_discovered_jwks(
-    tw: Running,
+    tw: InProcess,
     auth: tuple[str, str],
     data: dict[str, str],
     alg: str,
@@ -120,7 +122,7 @@ async def test_issued_token_verifies_against_discovered_jwks(
     assert claims["exp"] - claims["iat"] <= 900  # AT-12: short-lived by default
 
 
-async def test_audiences_differ_per_api(tw: Running) -> None:
+async def test_audiences_differ_per_api(tw: InProcess) -> None:
     """AT-08: a token for one API never carries the other's audience."""
     first = await issue(tw, (MULTI.client_id, MULTI.secret), resource=API)
     second = await issue(tw, (MULTI.client_id, MULTI.secret), resource=API2)
@@ -130,11 +132,13 @@ async def test_audiences_differ_per_api(tw: Running) -> None:
     assert jwt_parts(second["access_token"])[0]["alg"] == "RS256"
 
 
-async def test_jti_is_unique(tw: Running) -> None:
-    """AT-03: ``jti`` unique (2 000 tokens from the service, 100 over HTTP)."""
-    service = tw.app.service
-    request = TokenRequest(b"Basic YzE6czE=", {"grant_type": "client_credentials"})
-    jtis = [jwt_parts((await service.token(request)).access_token)[1]["jti"] for _ in range(2000)]
+async def test_jti_is_unique(tw: InProcess) -> None:
+    """AT-03: ``jti`` unique (2 000 tokens from the token endpoint's steps, 100 over HTTP)."""
+    jtis = []
+    for _ in range(2000):
+        exchange = Exchange("token", b"Basic YzE6czE=", {"grant_type": "client_credentials"}, 0)
+        exchange.now = int(tw.clock())
+        jtis.append(jwt_parts((await tw.server.token(exchange))["access_token"])[1]["jti"])
     for _ in range(100):
         jtis.append(
             jwt_parts((await issue(tw, (C1.client_id, C1.secret)))["access_token"])[1]["jti"]
@@ -143,7 +147,7 @@ async def test_jti_is_unique(tw: Running) -> None:
     assert all(len(b64decode(j)) >= 16 for j in jtis[:50])
 
 
-async def test_header_and_claims_are_utf8_json_without_bom(tw: Running) -> None:
+async def test_header_and_claims_are_utf8_json_without_bom(tw: InProcess) -> None:
     """AT-11."""
     token = (await issue(tw, (C1.client_id, C1.secret)))["access_token"]
     for segment in token.split(".")[:2]:
@@ -153,7 +157,7 @@ async def test_header_and_claims_are_utf8_json_without_bom(tw: Running) -> None:
 
 
 @pytest.mark.parametrize("part", [0, 1, 2])
-async def test_a_modified_token_does_not_verify(tw: Running, part: int) -> None:
+async def test_a_modified_token_does_not_verify(tw: InProcess, part: int) -> None:
     """TE-30: tokens cannot be modified; flipping any segment breaks the signature."""
     _, keys = await discovery(tw)
     token = (await issue(tw, (C1.client_id, C1.secret)))["access_token"]
@@ -172,7 +176,7 @@ async def test_a_modified_token_does_not_verify(tw: Running, part: int) -> None:
         assert isinstance(info.value, BadSignatureError)
 
 
-async def test_alg_none_is_never_published_or_accepted(tw: Running) -> None:
+async def test_alg_none_is_never_published_or_accepted(tw: InProcess) -> None:
     """AT-01: an unsigned copy of a real token does not verify against the JWKS."""
     doc, keys = await discovery(tw)
     assert "none" not in doc["access_token_signing_alg_values_supported"]
@@ -182,7 +186,7 @@ async def test_alg_none_is_never_published_or_accepted(tw: Running) -> None:
         verify(unsigned, keys, ["ES256", "RS256"])
 
 
-async def test_jwks_publishes_public_keys_only(tw: Running) -> None:
+async def test_jwks_publishes_public_keys_only(tw: InProcess) -> None:
     response = await tw.http.get("/jwks.json")
     assert response.headers["cache-control"].startswith("public, max-age=")
     for key in response.json()["keys"]:
@@ -191,7 +195,7 @@ async def test_jwks_publishes_public_keys_only(tw: Running) -> None:
         assert not {"d", "p", "q", "dp", "dq", "qi"} & key.keys()
 
 
-async def test_metadata_describes_this_server(tw: Running) -> None:
+async def test_metadata_describes_this_server(tw: InProcess) -> None:
     doc, _ = await discovery(tw)
     assert doc["issuer"] == ISSUER
     assert doc["token_endpoint"] == f"{ISSUER}/token"
@@ -207,9 +211,13 @@ async def test_an_issuer_with_a_path(tmp_path: Path) -> None:
     """RFC 8414 §3: metadata for ``https://as.example/tenant`` lives at
     ``/.well-known/oauth-authorization-server/tenant``; every endpoint is under the issuer."""
     issuer = f"{ISSUER}/tenant"
-    async with running_app(make_settings(tmp_path, issuer=issuer)) as tenant:
-        await tenant.admin.create_api(identifier=API, name="Example", scopes=["read"])
-        await tenant.admin.create_client(name="c1", client_id="c1", scopes=["read"], secret="s1")
+    async with in_process(make_settings(tmp_path, issuer=issuer)) as tenant:
+        await tenant.admin.create_api(
+            ApiCreate(identifier=API, name="Example", scopes=["read"]), actor=ACTOR
+        )
+        await tenant.admin.create_client(
+            ClientCreate(name="c1", client_id="c1", scopes=["read"], secret="s1"), actor=ACTOR
+        )
         await tenant.sync()
         documents = [
             (await tenant.http.get(path)).json()

@@ -29,8 +29,8 @@ from tests.server.harness import (
     ERROR_CHARSET,
     FORM,
     REALM_CHALLENGE,
+    InProcess,
     RawResponse,
-    Running,
     asgi_call,
 )
 
@@ -157,7 +157,7 @@ def check(response: RawResponse) -> dict[str, Any]:
     ),
 )
 async def test_any_request_gets_a_protocol_answer(
-    tw: Running,
+    tw: InProcess,
     method: str,
     query: bytes,
     content_type: str,
@@ -174,7 +174,7 @@ async def test_any_request_gets_a_protocol_answer(
 @FUZZ
 @given(client_id=hostile_text, secret=hostile_text, scope=hostile_text, via_basic=st.booleans())
 async def test_rejections_stay_in_the_rfc_charset(
-    tw: Running, client_id: str, secret: str, scope: str, via_basic: bool
+    tw: InProcess, client_id: str, secret: str, scope: str, via_basic: bool
 ) -> None:
     """TE-25 (and H7, H12) for hostile client ids, secrets and scopes."""
     params = [("grant_type", "client_credentials"), ("scope", scope)]
@@ -197,6 +197,6 @@ async def test_rejections_stay_in_the_rfc_charset(
 
 @FUZZ
 @given(doc=st.dictionaries(param_names | hostile_text, json_values, max_size=6))
-async def test_any_json_body_gets_a_protocol_answer(tw: Running, doc: dict[str, Any]) -> None:
+async def test_any_json_body_gets_a_protocol_answer(tw: InProcess, doc: dict[str, Any]) -> None:
     headers = [(b"content-type", b"application/json")]
     check(await asgi_call(tw.app, headers=headers, body=json.dumps(doc).encode()))

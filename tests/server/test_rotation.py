@@ -21,19 +21,22 @@ from pathlib import Path
 import pytest
 
 from tests.server.harness import (
+    ACTOR,
     API,
-    FakeClock,
-    Running,
+    InProcess,
     eventually,
+    in_process,
     jwt_parts,
     make_settings,
-    running_app,
     settings_environ,
     verify,
 )
+from tests.support.clock import FakeClock
 from tests.support.tokenward_server import TokenwardEnv
+from tokenward.server.admin.schemas import ApiCreate, ClientCreate
 from tokenward.server.keys import SKEW, key_states
-from tokenward.server.storage.sql.repository import KeyRow, Repository
+from tokenward.server.storage.sql.repository import Repository
+from tokenward.server.stores import KeyRow
 
 pytestmark = pytest.mark.anyio
 
@@ -43,7 +46,7 @@ DELAY = 600
 
 @dataclass
 class Rig:
-    tw: Running
+    tw: InProcess
     clock: FakeClock
     cli: TokenwardEnv
     first_secret_id: str
@@ -62,19 +65,20 @@ class Rig:
 async def rig(db_url: str, tmp_path: Path) -> AsyncIterator[Rig]:
     settings = make_settings(tmp_path, db_url, max_token_ttl=MAX_TTL, key_publication_delay=DELAY)
     clock = FakeClock()
-    async with running_app(settings, clock=clock) as tw:
-        await tw.admin.create_api(identifier=API, name="Example", scopes=["read"])
-        _, new = await tw.admin.create_client(
-            name="c1", client_id="c1", scopes=["read"], secret="s1"
+    async with in_process(settings, clock=clock) as tw:
+        await tw.admin.create_api(
+            ApiCreate(identifier=API, name="Example", scopes=["read"]), actor=ACTOR
         )
+        spec = ClientCreate(name="c1", client_id="c1", scopes=["read"], secret="s1")
+        new = (await tw.admin.create_client(spec, actor=ACTOR)).secret
         assert new is not None
         await tw.sync()
         cli = TokenwardEnv(home=tmp_path, database_url=db_url, extra=settings_environ(settings))
-        yield Rig(tw, clock, cli, new.record.id)
+        yield Rig(tw, clock, cli, new.secret_id)
 
 
 async def test_key_rotation_next_active_retired_removed(rig: Rig) -> None:
-    tw, service = rig.tw, rig.tw.app.service
+    tw, server = rig.tw, rig.tw.server
     old = await rig.kid()
     old_token = (await tw.token(auth=("c1", "s1"))).json()["access_token"]
     assert await tw.kids() == {old}
@@ -92,7 +96,7 @@ async def test_key_rotation_next_active_retired_removed(rig: Rig) -> None:
     states = {k["kid"]: k["state"] for k in rig.cli.cli_json("keys", "list")}
     assert states == {old: "active", new: "next"}
 
-    row = next(r for r in await service.repository.list_keys() if r.kid == new)
+    row = next(r for r in await server.stores.keys.list_keys() if r.kid == new)
     assert row.activates_at - row.created_at == DELAY
     rig.clock.now = row.activates_at
     # active: the new key signs, the old one stays published (retired) for the old tokens.
@@ -103,7 +107,7 @@ async def test_key_rotation_next_active_retired_removed(rig: Rig) -> None:
     by_kid = {
         s.kid: s
         for s in key_states(
-            await service.repository.list_keys(), now=row.activates_at, max_token_ttl=MAX_TTL
+            await server.stores.keys.list_keys(), now=row.activates_at, max_token_ttl=MAX_TTL
         )
     }
     assert by_kid[old].state == "retired"
@@ -113,12 +117,12 @@ async def test_key_rotation_next_active_retired_removed(rig: Rig) -> None:
 
     # The maintenance step keeps it until every token it signed has expired, then removes it.
     rig.clock.now = removable - 1
-    await service.ensure_keys()
-    await service.refresh_if_changed()
+    await server.runtime.upkeep_keys()
+    await server.registry.refresh_if_changed()
     assert await tw.kids() == {old, new}
     rig.clock.now = removable
-    await service.ensure_keys()
-    await service.refresh_if_changed()
+    await server.runtime.upkeep_keys()
+    await server.registry.refresh_if_changed()
     assert await tw.kids() == {new}
     assert await rig.kid() == new
 
@@ -155,7 +159,7 @@ async def test_key_states_over_time() -> None:
 async def test_secret_rotation_with_overlap(rig: Rig) -> None:
     """CA-23: rotate s1 -> s2 with overlap; both work; s1 stops when the grace ends."""
     added = rig.cli.cli_json("clients", "secrets", "add", "c1", "--label", "rotation")
-    s2, s2_id = added["client_secret"], added["id"]
+    s2, s2_id = added["client_secret"], added["secret_id"]
 
     async def s2_works() -> bool:
         return await rig.status(s2) == 200
@@ -164,10 +168,10 @@ async def test_secret_rotation_with_overlap(rig: Rig) -> None:
     assert await rig.status("s1") == 200  # overlap: both work
 
     rig.cli.cli("clients", "secrets", "revoke", "c1", rig.first_secret_id, "--grace", "3600")
-    repository = rig.tw.app.service.repository
+    stores = rig.tw.server.stores
 
     async def reloaded() -> bool:
-        return rig.tw.app.service.registry.version == await repository.version()
+        return rig.tw.server.registry.version == await stores.registry.version()
 
     await eventually(reloaded, what="the registry reload")
     assert await rig.status("s1") == 200  # still inside the grace period
@@ -175,7 +179,7 @@ async def test_secret_rotation_with_overlap(rig: Rig) -> None:
     assert listed[rig.first_secret_id]["expires_at"] is not None
     assert listed[s2_id]["expires_at"] is None
 
-    stored = await repository.get_client("c1")
+    stored = await stores.admin.get_client("c1")
     expires_at = next(x.expires_at for x in stored.secrets if x.id == rig.first_secret_id)
     assert expires_at is not None
     rig.clock.now = expires_at - 1
@@ -197,20 +201,21 @@ async def test_last_used_is_written_behind(db_url: str, tmp_path: Path) -> None:
     """Issuing writes nothing to the database; "last used" stamps are flushed later (here at
     shutdown) and then listed by the CLI's data source."""
     settings = make_settings(tmp_path, db_url)
-    async with running_app(settings) as tw:
-        await tw.admin.create_api(identifier=API, name="Example", scopes=["read"])
-        _, new = await tw.admin.create_client(
-            name="c1", client_id="c1", scopes=["read"], secret="s1"
+    async with in_process(settings) as tw:
+        await tw.admin.create_api(
+            ApiCreate(identifier=API, name="Example", scopes=["read"]), actor=ACTOR
         )
+        spec = ClientCreate(name="c1", client_id="c1", scopes=["read"], secret="s1")
+        new = (await tw.admin.create_client(spec, actor=ACTOR)).secret
         assert new is not None
         await tw.sync()
         assert (await tw.token(auth=("c1", "s1"))).status_code == 200
-        before = await tw.app.service.repository.get_client("c1")
+        before = await tw.server.stores.admin.get_client("c1")
         assert before.secrets[0].last_used_at is None
     repository = Repository.from_url(db_url)
     try:
         after = await repository.get_client("c1")
     finally:
         await repository.close()
-    assert after.secrets[0].id == new.record.id
+    assert after.secrets[0].id == new.secret_id
     assert after.secrets[0].last_used_at is not None

@@ -1,5 +1,5 @@
 """The SQL repository on SQLite and PostgreSQL: migrations, CRUD, registry version, secrets,
-signing-key insert race, audit trail.
+signing-key insert race, audit trail (each change written with its audit record).
 
 Every test runs against both databases (the ``db_url`` fixture); PostgreSQL comes from the
 session's throwaway cluster (tests/support/postgres.py) and skips where it is not installed.
@@ -17,7 +17,15 @@ import sqlalchemy as sa
 from tokenward.protocol.model import Api, Client
 from tokenward.server.storage.sql import tables as t
 from tokenward.server.storage.sql.migrate import current_revision, head_revision, sync_url, upgrade
-from tokenward.server.storage.sql.repository import KeyRow, NotFoundError, Repository
+from tokenward.server.storage.sql.repository import Repository
+from tokenward.server.stores import (
+    AuditQuery,
+    AuditRecord,
+    ConflictError,
+    KeyRow,
+    NewSecretRow,
+    NotFoundError,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -33,6 +41,20 @@ async def repo(db_url: str) -> AsyncIterator[Repository]:
         yield repository
     finally:
         await repository.close()
+
+
+def audit(event: str, **data: object) -> AuditRecord:
+    return AuditRecord(at=NOW, event=event, actor="test", data=data)
+
+
+def secret(
+    sid: str, digest: str = "hmac-sha256$p1$aa", *, at: int = NOW, **extra: object
+) -> NewSecretRow:
+    return NewSecretRow(sid, digest, label="", created_at=at, **extra)  # type: ignore[arg-type]
+
+
+async def events(repo: Repository) -> list[str]:
+    return [e["event"] for e in await repo.list_audit(AuditQuery(limit=100))]
 
 
 def key_row(kid: str, generation: int, alg: str = "ES256", activates_at: int = NOW) -> KeyRow:
@@ -59,14 +81,21 @@ async def test_migrations_run_from_empty(db_url: str) -> None:
 
 async def test_api_crud_and_version_bumps(repo: Repository) -> None:
     v0 = await repo.version()
-    await repo.create_api(API, now=NOW, descriptions={"read": "Read things"})
+    await repo.create_api(
+        API, now=NOW, descriptions={"read": "Read things"}, audit=audit("api.created")
+    )
     assert await repo.version() == v0 + 1
+    assert await events(repo) == ["api.created"]
     assert await repo.get_api(API.identifier) == API
     assert await repo.list_apis() == [API]
     assert (await repo.scope_descriptions())["read"] == "Read things"
 
     await repo.update_api(
-        API.identifier, add_scopes=["admin"], remove_scopes=["write"], values={"token_ttl": 300}
+        API.identifier,
+        add_scopes=["admin"],
+        remove_scopes=["write"],
+        values={"token_ttl": 300},
+        audit=audit("api.updated"),
     )
     assert await repo.version() == v0 + 2
     assert await repo.get_api(API.identifier) == replace(
@@ -75,23 +104,32 @@ async def test_api_crud_and_version_bumps(repo: Repository) -> None:
 
     # A scope belongs to one API: defining it twice fails and changes nothing.
     other = Api("https://other.example", "Other", frozenset({"read"}))
-    with pytest.raises(ValueError, match="scope already defined"):
-        await repo.create_api(other, now=NOW, descriptions={})
+    with pytest.raises(ConflictError, match="scope already defined"):
+        await repo.create_api(other, now=NOW, descriptions={}, audit=audit("api.created"))
+    with pytest.raises(ConflictError, match="already exists"):
+        await repo.create_api(API, now=NOW, descriptions={}, audit=audit("api.created"))
     assert await repo.version() == v0 + 2
+    assert await events(repo) == ["api.updated", "api.created"]  # nothing for the failures
     with pytest.raises(NotFoundError):
         await repo.get_api(other.identifier)
 
-    await repo.delete_api(API.identifier)
+    await repo.delete_api(API.identifier, audit=audit("api.deleted"))
     assert await repo.version() == v0 + 3
     assert await repo.list_apis() == []
     assert await repo.scope_descriptions() == {}
-    for missing in (repo.delete_api(API.identifier), repo.update_api(API.identifier)):
+    for missing in (
+        repo.delete_api(API.identifier, audit=audit("x")),
+        repo.update_api(
+            API.identifier, add_scopes=[], remove_scopes=[], values={}, audit=audit("x")
+        ),
+    ):
         with pytest.raises(NotFoundError):
             await missing
+    assert "x" not in await events(repo)
 
 
 async def test_client_crud_and_registry_snapshot(repo: Repository) -> None:
-    await repo.create_api(API, now=NOW, descriptions={})
+    await repo.create_api(API, now=NOW, descriptions={}, audit=audit("api.created"))
     client = Client(
         "c1",
         "Billing",
@@ -104,13 +142,15 @@ async def test_client_crud_and_registry_snapshot(repo: Repository) -> None:
         created_at=NOW,
     )
     v0 = await repo.version()
-    await repo.create_client(client, now=NOW)
+    await repo.create_client(client, now=NOW, secret=None, audit=audit("client.created"))
     assert await repo.version() == v0 + 1
     assert await repo.get_client("c1") == client
     assert await repo.list_clients() == [client]
+    with pytest.raises(ConflictError):
+        await repo.create_client(client, now=NOW, secret=None, audit=audit("client.created"))
 
     updated = replace(client, enabled=False, scopes=frozenset({"read", "write"}), name="B2")
-    await repo.save_client(updated, now=NOW + 1)
+    await repo.save_client(updated, now=NOW + 1, audit=audit("client.updated"))
     assert await repo.version() == v0 + 2
     assert await repo.get_client("c1") == updated
 
@@ -120,24 +160,49 @@ async def test_client_crud_and_registry_snapshot(repo: Repository) -> None:
     assert registry.apis == {API.identifier: API}
     assert registry.scope_api == {"read": API.identifier, "write": API.identifier}
 
-    await repo.delete_client("c1")
+    await repo.delete_client("c1", audit=audit("client.deleted"))
     assert await repo.version() == v0 + 3
     for missing in (
         repo.get_client("c1"),
-        repo.delete_client("c1"),
-        repo.save_client(updated, now=NOW),
+        repo.delete_client("c1", audit=audit("x")),
+        repo.save_client(updated, now=NOW, audit=audit("x")),
     ):
         with pytest.raises(NotFoundError):
             await missing
+    assert await events(repo) == [
+        "client.deleted",
+        "client.updated",
+        "client.created",
+        "api.created",
+    ]
+
+
+async def test_a_client_and_its_first_secret_are_one_write(repo: Repository) -> None:
+    """Created together, in one transaction and one version bump: no worker can load the
+    client without its secret."""
+    v0 = await repo.version()
+    row = secret("sec_1", encrypted_secret="aesgcm$x")
+    await repo.create_client(Client("c1", "one"), now=NOW, secret=row, audit=audit("c"))
+    assert await repo.version() == v0 + 1
+    registry = await repo.load_registry()
+    assert [s.id for s in registry.clients["c1"].secrets] == ["sec_1"]
+    assert registry.clients["c1"].secrets[0].encrypted == "aesgcm$x"
+    # A failed creation writes neither.
+    with pytest.raises(ConflictError):
+        await repo.create_client(
+            Client("c1", "dup"), now=NOW, secret=secret("sec_2"), audit=audit("c")
+        )
+    assert [s.id for s in (await repo.get_client("c1")).secrets] == ["sec_1"]
 
 
 async def test_secrets_add_list_expire_revoke_and_last_used(repo: Repository) -> None:
-    await repo.create_client(Client("c1", "one"), now=NOW)
-    first = await repo.add_secret("c1", digest="hmac-sha256$p1$aa", label="initial", now=NOW)
+    await repo.create_client(Client("c1", "one"), now=NOW, secret=None, audit=audit("c"))
+    first = await repo.add_secret("c1", secret("sec_a"), audit=audit("secret.added"))
     second = await repo.add_secret(
-        "c1", digest="hmac-sha256$p1$bb", label="rotation", now=NOW + 1, expires_at=NOW + 100
+        "c1",
+        secret("sec_b", "hmac-sha256$p1$bb", at=NOW + 1, expires_at=NOW + 100),
+        audit=audit("secret.added"),
     )
-    assert first.id != second.id
     client = await repo.get_client("c1")
     assert client.secrets == (first, second)  # ordered by creation
     assert second.expires_at == NOW + 100
@@ -150,29 +215,27 @@ async def test_secrets_add_list_expire_revoke_and_last_used(repo: Repository) ->
     stamps = {s.id: s.last_used_at for s in (await repo.get_client("c1")).secrets}
     assert stamps == {first.id: NOW + 50, second.id: None}
 
-    await repo.expire_secret("c1", first.id, NOW + 10)
+    await repo.revoke_secret("c1", first.id, expires_at=NOW + 10, audit=audit("r"))
     assert await repo.version() == version + 1
     assert (await repo.get_client("c1")).secrets[0].expires_at == NOW + 10
 
-    await repo.revoke_secret("c1", first.id)
+    await repo.revoke_secret("c1", first.id, expires_at=None, audit=audit("r"))
     assert await repo.version() == version + 2
     assert [s.id for s in (await repo.get_client("c1")).secrets] == [second.id]
     for missing in (
-        repo.revoke_secret("c1", first.id),
-        repo.expire_secret("c1", first.id, NOW),
-        repo.revoke_secret("c2", second.id),  # another client's secret id
-        repo.add_secret("nosuch", digest="d", label="", now=NOW),
+        repo.revoke_secret("c1", first.id, expires_at=None, audit=audit("x")),
+        repo.revoke_secret("c1", first.id, expires_at=NOW, audit=audit("x")),
+        repo.revoke_secret("c2", second.id, expires_at=None, audit=audit("x")),  # not c2's
+        repo.add_secret("nosuch", secret("sec_c"), audit=audit("x")),
     ):
         with pytest.raises(NotFoundError):
             await missing
 
 
-async def test_encrypted_secrets_and_cascade_on_client_delete(repo: Repository) -> None:
-    await repo.create_client(Client("c1", "one"), now=NOW)
-    await repo.add_secret("c1", digest="d1", label="", now=NOW, encrypted_secret="aesgcm$x")
-    await repo.add_secret("c1", digest="d2", label="", now=NOW)
-    assert await repo.encrypted_secrets("c1") == ["aesgcm$x"]
-    await repo.delete_client("c1")
+async def test_secrets_go_with_their_client(repo: Repository) -> None:
+    await repo.create_client(Client("c1", "one"), now=NOW, secret=secret("s1"), audit=audit("c"))
+    await repo.add_secret("c1", secret("s2", "d2"), audit=audit("a"))
+    await repo.delete_client("c1", audit=audit("d"))
     async with repo.engine.connect() as conn:
         assert await conn.scalar(sa.select(sa.func.count()).select_from(t.client_secrets)) == 0
 
@@ -201,16 +264,31 @@ async def test_concurrent_key_inserts_exactly_one_wins(repo: Repository) -> None
     assert len(await repo.list_keys()) == 1
 
 
-async def test_audit_events_round_trip(repo: Repository) -> None:
+async def test_audit_trail_filters_and_pages(repo: Repository) -> None:
     await repo.add_audit([])
-    events = [
-        {"at": NOW, "event": "client.created", "actor": "cli", "data": {"client_id": "c1"}},
-        {"at": NOW + 1, "event": "secret.added", "actor": "cli", "data": {"secret_id": "s"}},
+    await repo.add_audit(
+        [
+            AuditRecord(NOW, "client.created", "cli", {"client_id": "c1"}),
+            AuditRecord(NOW + 1, "secret.added", "api:ops", {"client_id": "c1", "secret_id": "s"}),
+            AuditRecord(NOW + 2, "client.created", "console:alice", {"client_id": "c2"}),
+        ]
+    )
+
+    async def listed(**filters: object) -> list[tuple[str, str]]:
+        rows = await repo.list_audit(AuditQuery(**filters))  # type: ignore[arg-type]
+        return [(e["event"], e["actor"]) for e in rows]
+
+    everything = [
+        ("client.created", "console:alice"),
+        ("secret.added", "api:ops"),
+        ("client.created", "cli"),
     ]
-    await repo.add_audit(events)
-    listed = await repo.list_audit(limit=10)
-    assert [(e["event"], e["data"]) for e in listed] == [
-        ("secret.added", {"secret_id": "s"}),
-        ("client.created", {"client_id": "c1"}),
-    ]
-    assert len(await repo.list_audit(limit=1)) == 1
+    assert await listed() == everything  # newest first
+    assert await listed(limit=1) == everything[:1]
+    assert await listed(client_id="c1") == everything[1:]
+    assert await listed(event="client.created") == [everything[0], everything[2]]
+    assert await listed(actor="api:ops") == [everything[1]]
+    assert await listed(since=NOW + 1, until=NOW + 2) == [everything[1]]
+    newest = (await repo.list_audit(AuditQuery(limit=1)))[0]
+    assert await listed(before_id=newest["id"]) == everything[1:]
+    assert (await repo.list_audit(AuditQuery(limit=1)))[0]["data"] == {"client_id": "c2"}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.server.harness import C1, C2, DISABLED, INVALID_CLIENT, Running
+from tests.server.harness import C1, C2, DISABLED, INVALID_CLIENT, InProcess
 
 pytestmark = pytest.mark.anyio
 
@@ -27,9 +27,9 @@ def tw_settings_overrides() -> dict[str, Any]:
 
 
 async def test_wrong_secrets_throttle_that_client_only(
-    tw: Running, caplog: pytest.LogCaptureFixture
+    tw: InProcess, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="tokenward.service")
+    caplog.set_level(logging.WARNING, logger="tokenward.throttle")
     for _ in range(LIMIT):
         response = await tw.token(auth=(C1.client_id, "wrong"))
         assert response.status_code == 401
@@ -51,13 +51,13 @@ async def test_wrong_secrets_throttle_that_client_only(
     assert getattr(alerts[0], "client_id", None) == C1.client_id
 
 
-async def test_unknown_and_disabled_ids_are_throttled_alike(tw: Running) -> None:
+async def test_unknown_and_disabled_ids_are_throttled_alike(tw: InProcess) -> None:
     for client_id in ("nosuch", DISABLED.client_id):
         statuses = [(await tw.token(auth=(client_id, "x"))).status_code for _ in range(LIMIT + 1)]
         assert statuses == [401] * LIMIT + [429]
 
 
-async def test_other_errors_do_not_count(tw: Running) -> None:
+async def test_other_errors_do_not_count(tw: InProcess) -> None:
     """Only failed authentications are guesses of a secret; 400s are not."""
     for _ in range(LIMIT + 2):
         wrong_grant = await tw.token({"grant_type": "password"}, auth=(C2.client_id, "x"))

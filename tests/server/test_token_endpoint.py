@@ -31,6 +31,7 @@ import httpx
 import pytest
 
 from tests.server.harness import (
+    ACTOR,
     API,
     API2,
     BASIC_ONLY,
@@ -48,14 +49,15 @@ from tests.server.harness import (
     POST_ONLY,
     REALM_CHALLENGE,
     TTL,
-    Running,
+    InProcess,
     asgi_call,
     basic,
+    in_process,
     jwt_parts,
     make_settings,
-    running_app,
 )
 from tokenward.protocol.client_auth import ASSERTION_TYPE
+from tokenward.server.admin.schemas import ApiCreate, ClientCreate
 
 pytestmark = pytest.mark.anyio
 
@@ -547,7 +549,7 @@ CASES: list[tuple[str, Req, Ok | Err]] = [
 ]
 
 
-async def send(tw: Running, req: Req) -> httpx.Response:
+async def send(tw: InProcess, req: Req) -> httpx.Response:
     headers: list[tuple[str, str]] = []
     if req.content_type is not None:
         headers.append(("content-type", req.content_type))
@@ -597,7 +599,7 @@ def assert_error(response: httpx.Response, expected: Err) -> None:
 
 
 @pytest.mark.parametrize(("req", "expected"), [pytest.param(r, e, id=i) for i, r, e in CASES])
-async def test_token_endpoint(tw: Running, req: Req, expected: Ok | Err) -> None:
+async def test_token_endpoint(tw: InProcess, req: Req, expected: Ok | Err) -> None:
     response = await send(tw, req)
     assert_no_store(response)
     if isinstance(expected, Ok):
@@ -640,7 +642,7 @@ def fingerprint(response: httpx.Response) -> tuple[int, list[tuple[str, str]], b
     ],
 )
 async def test_authentication_failures_are_indistinguishable(
-    tw: Running, requests: list[Req]
+    tw: InProcess, requests: list[Req]
 ) -> None:
     """No client enumeration: status, headers and body are byte-identical whatever the cause."""
     prints = {json.dumps(fingerprint(await send(tw, r)), default=repr) for r in requests}
@@ -650,7 +652,7 @@ async def test_authentication_failures_are_indistinguishable(
 # -- raw ASGI probes httpx cannot express -------------------------------------------------------
 
 
-async def test_content_length_over_the_limit_is_refused_before_reading(tw: Running) -> None:
+async def test_content_length_over_the_limit_is_refused_before_reading(tw: InProcess) -> None:
     response = await asgi_call(
         tw.app,
         headers=[(b"content-type", FORM.encode()), (b"content-length", b"1000000000")],
@@ -663,7 +665,7 @@ async def test_content_length_over_the_limit_is_refused_before_reading(tw: Runni
     }
 
 
-async def test_a_chunked_body_over_the_limit_is_refused(tw: Running) -> None:
+async def test_a_chunked_body_over_the_limit_is_refused(tw: InProcess) -> None:
     body = b"grant_type=client_credentials&pad=" + b"a" * 40_000
     response = await asgi_call(
         tw.app, headers=[(b"content-type", FORM.encode())], body=body, chunk=1000
@@ -671,7 +673,7 @@ async def test_a_chunked_body_over_the_limit_is_refused(tw: Running) -> None:
     assert response.status == 413
 
 
-async def test_a_body_in_pieces_is_reassembled(tw: Running) -> None:
+async def test_a_body_in_pieces_is_reassembled(tw: InProcess) -> None:
     response = await asgi_call(
         tw.app,
         headers=[(b"content-type", FORM.encode()), (b"authorization", B_C1.encode())],
@@ -682,13 +684,13 @@ async def test_a_body_in_pieces_is_reassembled(tw: Running) -> None:
     assert response.json()["scope"] == "read"
 
 
-async def test_head_is_not_allowed(tw: Running) -> None:
+async def test_head_is_not_allowed(tw: InProcess) -> None:
     response = await asgi_call(tw.app, method="HEAD", headers=[(b"authorization", B_C1.encode())])
     assert response.status == 405
     assert response.header("allow") == "POST"
 
 
-async def test_a_client_that_disconnects_gets_no_token(tw: Running) -> None:
+async def test_a_client_that_disconnects_gets_no_token(tw: InProcess) -> None:
     """The body never arrives: the request fails cleanly (no 500, no token)."""
     scope = {
         "type": "http",
@@ -712,9 +714,13 @@ async def test_a_client_that_disconnects_gets_no_token(tw: Running) -> None:
 
 async def test_json_body_is_refused_when_the_extension_is_off(tmp_path: Path) -> None:
     """TE-03: ``application/json`` only when the JSON extension (CA-05) is enabled."""
-    async with running_app(make_settings(tmp_path, json_body=False)) as tw_off:
-        await tw_off.admin.create_api(identifier=API, name="Example", scopes=["read"])
-        await tw_off.admin.create_client(name="c1", client_id="c1", scopes=["read"], secret="s1")
+    async with in_process(make_settings(tmp_path, json_body=False)) as tw_off:
+        await tw_off.admin.create_api(
+            ApiCreate(identifier=API, name="Example", scopes=["read"]), actor=ACTOR
+        )
+        await tw_off.admin.create_client(
+            ClientCreate(name="c1", client_id="c1", scopes=["read"], secret="s1"), actor=ACTOR
+        )
         await tw_off.sync()
         body = js({"grant_type": "client_credentials", "client_id": "c1", "client_secret": "s1"})
         response = await send(tw_off, Req(body=body, content_type=JSON))

@@ -10,17 +10,24 @@ __all__ = [
     "AUTH_METHODS",
     "SECRET_METHODS",
     "Api",
+    "AuthMethod",
     "Client",
     "ClientSecret",
     "Registry",
+    "SigningAlg",
     "TokenFormat",
 ]
 
 TokenFormat = Literal["jwt", "opaque"]
-
+#: Algorithms access tokens are signed with (asymmetric only; RFC 9068 §2.1 requires RS256 support).
+SigningAlg = Literal["ES256", "RS256", "PS256", "EdDSA"]
 #: Client authentication methods tokenward implements (RFC 8414 names).
-SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
-AUTH_METHODS = SECRET_METHODS | {"private_key_jwt", "client_secret_jwt"}
+AuthMethod = Literal[
+    "client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt"
+]
+
+SECRET_METHODS: frozenset[AuthMethod] = frozenset({"client_secret_basic", "client_secret_post"})
+AUTH_METHODS: frozenset[AuthMethod] = SECRET_METHODS | {"private_key_jwt", "client_secret_jwt"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +38,7 @@ class Api:
     name: str
     scopes: frozenset[str]
     token_ttl: int | None = None
-    signing_alg: str = "ES256"
+    signing_alg: SigningAlg = "ES256"
     token_format: TokenFormat = "jwt"
 
 
@@ -58,7 +65,7 @@ class Client:
     client_id: str
     name: str
     enabled: bool = True
-    auth_methods: frozenset[str] = SECRET_METHODS
+    auth_methods: frozenset[AuthMethod] = SECRET_METHODS
     scopes: frozenset[str] = frozenset()
     default_scopes: frozenset[str] | None = None
     apis: frozenset[str] = frozenset()

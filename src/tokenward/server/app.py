@@ -1,7 +1,7 @@
 """``create_app``: the tokenward ASGI application.
 
-The token endpoint is served by a raw ASGI handler in front of Starlette (it is the hot
-path); discovery, JWKS, health, metrics and the admin API are Starlette/FastAPI routes.
+The three POST endpoints (token, introspection, revocation) are raw ASGI handlers in front of
+Starlette (the token endpoint is the hot path); discovery, JWKS and health are Starlette routes.
 """
 
 from __future__ import annotations
@@ -16,68 +16,48 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from tokenward.server.composition import Server, build_server, prepare_database
 from tokenward.server.events import configure_logging
-from tokenward.server.http.lifecycle import introspection_endpoint, revocation_endpoint
+from tokenward.server.http.post import PostHandler
 from tokenward.server.http.routes import protocol_routes
-from tokenward.server.http.token import token_endpoint
-from tokenward.server.secrets import ServerSecrets, build_server_secrets
-from tokenward.server.service import TokenService
 from tokenward.server.settings import Settings
-from tokenward.server.storage.sql.migrate import upgrade
-from tokenward.server.storage.sql.repository import Repository
 
-__all__ = ["TokenwardApp", "create_app", "load_server_secrets", "prepare_database"]
+__all__ = ["TokenwardApp", "create_app", "wrap"]
 
 log = logging.getLogger("tokenward")
-
-
-def load_server_secrets(settings: Settings) -> ServerSecrets:
-    server_secrets = build_server_secrets(
-        pepper=settings.pepper.get_secret_value() if settings.pepper else None,
-        pepper_id=settings.pepper_id,
-        previous={k: v.get_secret_value() for k, v in settings.previous_peppers.items()},
-        key_encryption_key=(
-            settings.key_encryption_key.get_secret_value() if settings.key_encryption_key else None
-        ),
-        dev_file=settings.secrets_file if settings.is_sqlite else None,
-    )
-    if server_secrets.generated:
-        log.warning(
-            "DEVELOPMENT SECRETS: pepper and key-encryption key were generated into %s; set "
-            "TOKENWARD_PEPPER and TOKENWARD_KEY_ENCRYPTION_KEY in production",
-            settings.secrets_file,
-        )
-    return server_secrets
-
-
-def prepare_database(settings: Settings) -> None:
-    if settings.auto_migrate and upgrade(settings.database_url):
-        log.info("database schema upgraded")
 
 
 class TokenwardApp:
     """Dispatches {issuer}/token, /introspect and /revoke to raw handlers, the rest to
     Starlette."""
 
-    def __init__(self, service: TokenService, inner: Starlette) -> None:
-        self.service = service
+    def __init__(self, server: Server, inner: Starlette) -> None:
+        self.server = server
         self.inner = inner
-        base = urlsplit(service.settings.issuer).path.rstrip("/")
+        base = urlsplit(server.settings.issuer).path.rstrip("/")
+        settings = server.settings
+
+        def handler(endpoint: Any) -> PostHandler:
+            return PostHandler(
+                endpoint, audit=server.audit, clock=server.clock, json_body=settings.json_body
+            )
+
         self.token_path = base + "/token"
+        self.token = handler(server.token)
         self.raw = {
-            self.token_path: token_endpoint,
-            base + "/introspect": introspection_endpoint,
-            base + "/revoke": revocation_endpoint,
+            self.token_path: self.token,
+            base + "/introspect": handler(server.introspection),
+            base + "/revoke": handler(server.revocation),
         }
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             if scope["path"] == self.token_path:
-                await token_endpoint(self.service, scope, receive, send)
+                await self.token(scope, receive, send)
                 return
             handler = self.raw.get(scope["path"])
             if handler is not None:
-                await handler(self.service, scope, receive, send)
+                await handler(scope, receive, send)
                 return
         await self.inner(scope, receive, send)
 
@@ -90,6 +70,33 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     return JSONResponse(
         {"error": "invalid_request", "error_description": "method not allowed"}, 405
     )
+
+
+def wrap(server: Server) -> TokenwardApp:
+    """The ASGI app of a built server; its lifespan runs the runtime."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await server.runtime.start()
+        try:
+            yield
+        finally:
+            await server.runtime.stop()
+            await server.aclose()
+
+    routes = protocol_routes(
+        server.settings,
+        registry=server.registry,
+        keyring=server.keyring,
+        store=server.stores.registry,
+        auth_methods=server.auth_methods,
+    )
+    inner = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: _not_found, 405: _method_not_allowed},
+    )
+    return TokenwardApp(server, inner)
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> TokenwardApp:
@@ -105,22 +112,4 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             settings.issuer,
         )
     prepare_database(settings)
-    service = TokenService(
-        settings, Repository.from_url(settings.database_url), load_server_secrets(settings)
-    )
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await service.start()
-        try:
-            yield
-        finally:
-            await service.stop()
-            await service.repository.close()
-
-    inner = Starlette(
-        routes=protocol_routes(service),
-        lifespan=lifespan,
-        exception_handlers={404: _not_found, 405: _method_not_allowed},
-    )
-    return TokenwardApp(service, inner)
+    return wrap(build_server(settings))

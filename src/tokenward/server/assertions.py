@@ -24,12 +24,12 @@ from tokenward.protocol.client_assertion import (
     check_assertion_header,
 )
 from tokenward.protocol.client_auth import PresentedCredentials
-from tokenward.protocol.errors import InvalidClient, TemporarilyUnavailable
+from tokenward.protocol.errors import InvalidClient
 from tokenward.protocol.model import Client
 from tokenward.server.client_keys import ClientKeys
 from tokenward.server.secrets import KeyEncryptor
 from tokenward.server.settings import Settings
-from tokenward.server.storage.sql.repository import Repository
+from tokenward.server.stores import ReplayStore, or_unavailable
 
 __all__ = ["ASSERTION_METHODS", "DEFAULT_ASSERTION_ALGS", "ClientAssertions"]
 
@@ -48,12 +48,12 @@ class ClientAssertions:
     def __init__(
         self,
         settings: Settings,
-        repository: Repository,
+        replay: ReplayStore,
         encryptor: KeyEncryptor,
         *,
         clock: Callable[[], float],
     ) -> None:
-        self.repository = repository
+        self.replay = replay
         self.encryptor = encryptor
         self.policy = AssertionPolicy(
             issuer=settings.issuer,
@@ -63,6 +63,9 @@ class ClientAssertions:
         )
         self.keys = ClientKeys(settings, clock=clock)
         self._hmac_keys: dict[str, bytes] = {}
+
+    async def aclose(self) -> None:
+        await self.keys.aclose()
 
     def identify(self, creds: PresentedCredentials) -> PresentedCredentials:
         """For an assertion: name the client (body ``client_id`` or the unverified ``sub``) and
@@ -163,12 +166,9 @@ class ClientAssertions:
 
     async def _consume(self, client_id: str, accepted: AcceptedAssertion) -> None:
         """OIDC Core §9: "The JWT MUST only be used once". Fail closed if the store is down."""
-        try:
-            fresh = await self.repository.use_assertion(
-                client_id, accepted.jti, expires_at=accepted.expires_at
-            )
-        except Exception:
-            log.exception("replay store unavailable; refusing client assertion")
-            raise TemporarilyUnavailable(reason="replay store unavailable") from None
+        fresh = await or_unavailable(
+            self.replay.use_assertion(client_id, accepted.jti, expires_at=accepted.expires_at),
+            "replay store",
+        )
         if not fresh:
             raise _fail("jti already used (replay)")

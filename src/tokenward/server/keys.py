@@ -1,5 +1,10 @@
 """Signing keys over time: next -> active -> retired -> gone (RFC 7517, OIDC Core §10.1.1).
 
+:func:`rotate` is the one way a key is created: by the automatic rotation and upkeep
+(:func:`ensure_keys`, run by the runtime), by ``tokenward keys rotate`` and by the admin API.
+:class:`KeyRing` is what one process holds: the decrypted keys, a signer per algorithm and the
+published JWKS document.
+
 A key's state is computed from its timestamps and the clock, never stored, so every worker and
 instance that reads the same rows agrees on which key signs:
 
@@ -13,25 +18,28 @@ instance that reads the same rows agrees on which key signs:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from tokenward.jose.keys import KeyMaterial, generate_private_pem, load_key_material
 from tokenward.jose.signing import JwsSigner
 from tokenward.protocol.access_token import JWT_TYP
 from tokenward.server.secrets import KeyEncryptor
-from tokenward.server.storage.sql.repository import KeyRow
+from tokenward.server.stores import KeyRow, KeyStore
 
-__all__ = ["KeyRing", "KeyState", "key_states", "new_key_row"]
+__all__ = ["KeyRing", "KeyState", "ensure_keys", "key_states", "new_key_row", "rotate"]
 
 SKEW = 60
+log = logging.getLogger("tokenward.keys")
 
 
 @dataclass(frozen=True, slots=True)
 class KeyState:
     kid: str
     alg: str
-    state: str
+    state: Literal["next", "active", "retired"]
     activates_at: int
     retires_at: int | None
     removable_at: int | None
@@ -50,15 +58,16 @@ def key_states(rows: Sequence[KeyRow], *, now: int, max_token_ttl: int) -> list[
         for index, row in enumerate(alg_rows):
             successor = next((r for r in alg_rows[index + 1 :] if r.activates_at <= now), None)
             if row.activates_at > now:
-                state, retires, removable = "next", None, None
+                out.append(KeyState(row.kid, row.alg, "next", row.activates_at, None, None))
             elif row is current:
-                state, retires, removable = "active", None, None
+                out.append(KeyState(row.kid, row.alg, "active", row.activates_at, None, None))
             else:
                 assert successor is not None
                 retires = successor.activates_at
                 removable = retires + max_token_ttl + SKEW
-                state = "retired"
-            out.append(KeyState(row.kid, row.alg, state, row.activates_at, retires, removable))
+                out.append(
+                    KeyState(row.kid, row.alg, "retired", row.activates_at, retires, removable)
+                )
     return out
 
 
@@ -69,6 +78,50 @@ def new_key_row(
     material = load_key_material(pem, alg)
     sealed = encryptor.encrypt(pem, context=material.kid.encode())
     return KeyRow(material.kid, alg, generation, sealed, now, activates_at)
+
+
+async def rotate(
+    store: KeyStore, encryptor: KeyEncryptor, *, alg: str, now: int, activates_at: int
+) -> KeyRow | None:
+    """Create the next key of ``alg``: published now, signing from ``activates_at``. Returns
+    None when another process created that generation first (the caller may retry)."""
+    rows = [r for r in await store.list_keys() if r.alg == alg]
+    generation = max((r.generation for r in rows), default=0) + 1
+    row = new_key_row(
+        alg, generation=generation, now=now, activates_at=activates_at, encryptor=encryptor
+    )
+    if not await store.insert_key(row):
+        return None
+    log.info("signing key created", extra={"kid": row.kid, "alg": alg})
+    return row
+
+
+async def ensure_keys(
+    store: KeyStore,
+    encryptor: KeyEncryptor,
+    *,
+    algorithms: Iterable[str],
+    now: int,
+    max_token_ttl: int,
+    rotation_period: int,
+    publication_delay: int,
+) -> None:
+    """Key upkeep: every algorithm in use has a key (signing at once when it has none), a key
+    older than ``rotation_period`` gets a successor, and keys past their publication window
+    are deleted."""
+    rows = await store.list_keys()
+    states = key_states(rows, now=now, max_token_ttl=max_token_ttl)
+    await store.delete_keys(
+        s.kid for s in states if s.removable_at is not None and s.removable_at <= now
+    )
+    for alg in sorted(set(algorithms)):
+        mine = [r for r in rows if r.alg == alg]
+        if not mine:
+            await rotate(store, encryptor, alg=alg, now=now, activates_at=now)
+            continue
+        newest = max(mine, key=lambda r: r.activates_at)
+        if rotation_period and newest.activates_at <= now - rotation_period:
+            await rotate(store, encryptor, alg=alg, now=now, activates_at=now + publication_delay)
 
 
 class KeyRing:

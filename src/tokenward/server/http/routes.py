@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -11,7 +12,10 @@ from starlette.routing import BaseRoute, Route
 from tokenward.jose.assertion import ASSERTION_SIGNING_ALGORITHMS
 from tokenward.jose.keys import SIGNING_ALGORITHMS
 from tokenward.protocol.metadata import server_metadata, well_known_paths
-from tokenward.server.service import TokenService
+from tokenward.server.keys import KeyRing
+from tokenward.server.registry_cache import RegistryCache
+from tokenward.server.settings import Settings
+from tokenward.server.stores import RegistryStore
 
 __all__ = ["ASSERTION_ALGORITHMS", "protocol_routes"]
 
@@ -20,33 +24,39 @@ __all__ = ["ASSERTION_ALGORITHMS", "protocol_routes"]
 ASSERTION_ALGORITHMS = (*ASSERTION_SIGNING_ALGORITHMS, "HS256")
 
 
-def protocol_routes(service: TokenService) -> list[BaseRoute]:
-    settings = service.settings
+def protocol_routes(
+    settings: Settings,
+    *,
+    registry: RegistryCache,
+    keyring: KeyRing,
+    store: RegistryStore,
+    auth_methods: Iterable[str],
+) -> list[BaseRoute]:
     issuer_path = urlsplit(settings.issuer).path.rstrip("/")
+    methods = sorted(auth_methods)
 
     def metadata(request: Request) -> Response:
-        registry = service.registry
         doc = server_metadata(
             issuer=settings.issuer,
-            auth_methods=service.auth_methods(),
+            auth_methods=methods,
             assertion_algs=ASSERTION_ALGORITHMS,
-            scopes=registry.scope_api.keys(),
+            scopes=registry.registry.scope_api.keys(),
             signing_algs=SIGNING_ALGORITHMS,
-            with_introspection=service.has_introspection,
-            with_revocation=service.has_revocation,
+            with_introspection=True,
+            with_revocation=True,
         )
         return JSONResponse(doc, headers={"Cache-Control": "public, max-age=300"})
 
     def jwks(request: Request) -> Response:
         return Response(
-            service.keys.jwks_json,
+            keyring.jwks_json,
             media_type="application/jwk-set+json",
             headers={"Cache-Control": f"public, max-age={settings.jwks_max_age}"},
         )
 
     async def healthz(request: Request) -> Response:
         try:
-            await service.repository.version()
+            await store.version()
         except Exception:
             return JSONResponse({"status": "degraded", "database": "unreachable"}, 503)
         return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})

@@ -1,15 +1,15 @@
-"""The SQL repository: every read and write of the registry, keys and audit trail.
+"""The SQL adapter: one class implementing every storage port of ``server/stores.py``.
 
 Every write that changes what the token endpoint sees bumps ``registry_state.version`` in the
-same transaction; workers poll that one integer and reload when it moves.
+same transaction; workers poll that one integer and reload when it moves. Every administrative
+write stores its audit record in that same transaction: a change without its audit event, or a
+client without the secret it was created with, cannot be observed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,12 +20,17 @@ from tokenward.protocol.introspection import ClientFacts
 from tokenward.protocol.model import Api, Client, ClientSecret, Registry
 from tokenward.server.storage.sql import tables as t
 from tokenward.server.storage.sql.migrate import ensure_sqlite_dir
+from tokenward.server.stores import (
+    AuditQuery,
+    AuditRecord,
+    ConflictError,
+    KeyRow,
+    NewSecretRow,
+    NotFoundError,
+    Stores,
+)
 
-__all__ = ["KeyRow", "NotFoundError", "Repository", "async_url", "create_engine_for"]
-
-
-class NotFoundError(LookupError):
-    """The named record does not exist."""
+__all__ = ["Repository", "async_url", "create_engine_for", "sql_stores"]
 
 
 def async_url(url: str) -> str:
@@ -54,19 +59,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
-
-
-@dataclass(frozen=True, slots=True)
-class KeyRow:
-    kid: str
-    alg: str
-    generation: int
-    private_key: str
-    created_at: int
-    activates_at: int
-
-    def __repr__(self) -> str:
-        return f"KeyRow(kid={self.kid!r}, alg={self.alg!r}, generation={self.generation})"
 
 
 def _api(row: sa.Row[Any], scope_names: Iterable[str]) -> Api:
@@ -202,16 +194,14 @@ class Repository:
             rows = (await conn.execute(sa.select(t.scopes.c.name, t.scopes.c.description))).all()
         return {name: desc for name, desc in rows}
 
-    async def create_api(self, api: Api, *, now: int, descriptions: Mapping[str, str]) -> None:
+    async def create_api(
+        self, api: Api, *, now: int, descriptions: Mapping[str, str], audit: AuditRecord
+    ) -> None:
         async with self.engine.begin() as conn:
-            taken = (
-                await conn.execute(
-                    sa.select(t.scopes.c.name).where(t.scopes.c.name.in_(sorted(api.scopes)))
-                )
-            ).all()
-            if taken:
-                names = ", ".join(sorted(r.name for r in taken))
-                raise ValueError(f"scope already defined by another API: {names}")
+            if await conn.scalar(
+                sa.select(sa.func.count()).where(t.apis.c.identifier == api.identifier)
+            ):
+                raise ConflictError(f"an API with identifier {api.identifier} already exists")
             await conn.execute(
                 sa.insert(t.apis).values(
                     identifier=api.identifier,
@@ -223,7 +213,7 @@ class Repository:
                 )
             )
             await self._insert_scopes(conn, api.identifier, api.scopes, descriptions)
-            await self._bump(conn)
+            await self._commit_change(conn, audit)
 
     @staticmethod
     async def _insert_scopes(
@@ -233,16 +223,26 @@ class Repository:
             {"name": n, "api_identifier": api_id, "description": descriptions.get(n, "")}
             for n in sorted(names)
         ]
-        if rows:
-            await conn.execute(sa.insert(t.scopes), rows)
+        if not rows:
+            return
+        taken = (
+            await conn.execute(
+                sa.select(t.scopes.c.name).where(t.scopes.c.name.in_([r["name"] for r in rows]))
+            )
+        ).all()
+        if taken:
+            names_taken = ", ".join(sorted(r.name for r in taken))
+            raise ConflictError(f"scope already defined by an API: {names_taken}")
+        await conn.execute(sa.insert(t.scopes), rows)
 
     async def update_api(
         self,
         identifier: str,
         *,
-        add_scopes: Iterable[str] = (),
-        remove_scopes: Iterable[str] = (),
-        values: Mapping[str, Any] | None = None,
+        add_scopes: Iterable[str],
+        remove_scopes: Iterable[str],
+        values: Mapping[str, Any],
+        audit: AuditRecord,
     ) -> None:
         async with self.engine.begin() as conn:
             await self._require(conn, t.apis, t.apis.c.identifier, identifier)
@@ -258,14 +258,14 @@ class Repository:
                     )
                 )
             await self._insert_scopes(conn, identifier, add_scopes, {})
-            await self._bump(conn)
+            await self._commit_change(conn, audit)
 
-    async def delete_api(self, identifier: str) -> None:
+    async def delete_api(self, identifier: str, *, audit: AuditRecord) -> None:
         async with self.engine.begin() as conn:
             result = await conn.execute(sa.delete(t.apis).where(t.apis.c.identifier == identifier))
             if result.rowcount == 0:
                 raise NotFoundError(identifier)
-            await self._bump(conn)
+            await self._commit_change(conn, audit)
 
     # -- clients ------------------------------------------------------------------------------
 
@@ -289,8 +289,15 @@ class Repository:
             ).all()
         return _client(row, [_secret(r) for r in rows])
 
-    async def create_client(self, client: Client, *, now: int) -> None:
+    async def create_client(
+        self, client: Client, *, now: int, secret: NewSecretRow | None, audit: AuditRecord
+    ) -> None:
+        """The client and its first secret in one transaction: no worker can load one
+        without the other."""
         async with self.engine.begin() as conn:
+            c = t.clients.c
+            if await conn.scalar(sa.select(sa.func.count()).where(c.client_id == client.client_id)):
+                raise ConflictError(f"client {client.client_id} already exists")
             await conn.execute(
                 sa.insert(t.clients).values(
                     client_id=client.client_id,
@@ -299,9 +306,11 @@ class Repository:
                     **_client_values(client),
                 )
             )
-            await self._bump(conn)
+            if secret is not None:
+                await self._insert_secret(conn, client.client_id, secret)
+            await self._commit_change(conn, audit)
 
-    async def save_client(self, client: Client, *, now: int) -> None:
+    async def save_client(self, client: Client, *, now: int, audit: AuditRecord) -> None:
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 sa.update(t.clients)
@@ -310,9 +319,9 @@ class Repository:
             )
             if result.rowcount == 0:
                 raise NotFoundError(client.client_id)
-            await self._bump(conn)
+            await self._commit_change(conn, audit)
 
-    async def delete_client(self, client_id: str) -> None:
+    async def delete_client(self, client_id: str, *, audit: AuditRecord) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
                 sa.delete(t.client_secrets).where(t.client_secrets.c.client_id == client_id)
@@ -322,7 +331,7 @@ class Repository:
             )
             if result.rowcount == 0:
                 raise NotFoundError(client_id)
-            await self._bump(conn)
+            await self._commit_change(conn, audit)
 
     @staticmethod
     async def _require(conn: AsyncConnection, table: sa.Table, col: Any, value: str) -> None:
@@ -330,68 +339,53 @@ class Repository:
             return
         raise NotFoundError(value)
 
+    async def _commit_change(self, conn: AsyncConnection, audit: AuditRecord) -> None:
+        """The end of every registry change: its audit record and the version bump."""
+        await self._insert_audit(conn, [audit])
+        await self._bump(conn)
+
     # -- secrets ------------------------------------------------------------------------------
 
+    @staticmethod
+    async def _insert_secret(conn: AsyncConnection, client_id: str, secret: NewSecretRow) -> None:
+        await conn.execute(
+            sa.insert(t.client_secrets).values(
+                id=secret.id,
+                client_id=client_id,
+                label=secret.label,
+                digest=secret.digest,
+                encrypted_secret=secret.encrypted_secret,
+                created_at=secret.created_at,
+                expires_at=secret.expires_at,
+            )
+        )
+
     async def add_secret(
-        self,
-        client_id: str,
-        *,
-        digest: str,
-        label: str,
-        now: int,
-        expires_at: int | None = None,
-        encrypted_secret: str | None = None,
+        self, client_id: str, secret: NewSecretRow, *, audit: AuditRecord
     ) -> ClientSecret:
-        secret_id = "sec_" + secrets.token_hex(8)
         async with self.engine.begin() as conn:
             await self._require(conn, t.clients, t.clients.c.client_id, client_id)
-            await conn.execute(
-                sa.insert(t.client_secrets).values(
-                    id=secret_id,
-                    client_id=client_id,
-                    label=label,
-                    digest=digest,
-                    encrypted_secret=encrypted_secret,
-                    created_at=now,
-                    expires_at=expires_at,
-                )
-            )
-            await self._bump(conn)
-        return ClientSecret(secret_id, digest, label, now, expires_at)
+            await self._insert_secret(conn, client_id, secret)
+            await self._commit_change(conn, audit)
+        return ClientSecret(
+            secret.id, secret.digest, secret.label, secret.created_at, secret.expires_at
+        )
 
-    async def revoke_secret(self, client_id: str, secret_id: str) -> None:
+    async def revoke_secret(
+        self, client_id: str, secret_id: str, *, expires_at: int | None, audit: AuditRecord
+    ) -> None:
+        s = t.client_secrets.c
+        mine = (s.client_id == client_id, s.id == secret_id)
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                sa.delete(t.client_secrets).where(
-                    t.client_secrets.c.client_id == client_id, t.client_secrets.c.id == secret_id
+            if expires_at is None:
+                result = await conn.execute(sa.delete(t.client_secrets).where(*mine))
+            else:
+                result = await conn.execute(
+                    sa.update(t.client_secrets).where(*mine).values(expires_at=expires_at)
                 )
-            )
             if result.rowcount == 0:
                 raise NotFoundError(secret_id)
-            await self._bump(conn)
-
-    async def expire_secret(self, client_id: str, secret_id: str, expires_at: int) -> None:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                sa.update(t.client_secrets)
-                .where(
-                    t.client_secrets.c.client_id == client_id, t.client_secrets.c.id == secret_id
-                )
-                .values(expires_at=expires_at)
-            )
-            if result.rowcount == 0:
-                raise NotFoundError(secret_id)
-            await self._bump(conn)
-
-    async def encrypted_secrets(self, client_id: str) -> list[str]:
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                sa.select(t.client_secrets.c.encrypted_secret).where(
-                    t.client_secrets.c.client_id == client_id,
-                    t.client_secrets.c.encrypted_secret.is_not(None),
-                )
-            )
-            return [r[0] for r in rows.all()]
+            await self._commit_change(conn, audit)
 
     async def touch_secrets(self, last_used: Mapping[str, int]) -> None:
         """Write-behind of "last used" stamps (no version bump: the hot path ignores them)."""
@@ -517,15 +511,51 @@ class Repository:
 
     # -- audit --------------------------------------------------------------------------------
 
-    async def add_audit(self, events: Sequence[Mapping[str, Any]]) -> None:
-        if not events:
+    @staticmethod
+    async def _insert_audit(conn: AsyncConnection, records: Sequence[AuditRecord]) -> None:
+        rows = [
+            {"at": r.at, "event": r.event, "actor": r.actor, "data": dict(r.data)} for r in records
+        ]
+        if rows:
+            await conn.execute(sa.insert(t.audit_events), rows)
+
+    async def add_audit(self, records: Sequence[AuditRecord]) -> None:
+        if not records:
             return
         async with self.engine.begin() as conn:
-            await conn.execute(sa.insert(t.audit_events), list(events))
+            await self._insert_audit(conn, records)
 
-    async def list_audit(self, *, limit: int = 100) -> list[dict[str, Any]]:
+    async def list_audit(self, query: AuditQuery) -> list[dict[str, Any]]:
+        """Newest first; every filter is optional (``client_id`` matches the event's data)."""
+        a = t.audit_events.c
+        conditions: list[Any] = []
+        if query.before_id is not None:
+            conditions.append(a.id < query.before_id)
+        if query.event is not None:
+            conditions.append(a.event == query.event)
+        if query.actor is not None:
+            conditions.append(a.actor == query.actor)
+        if query.since is not None:
+            conditions.append(a.at >= query.since)
+        if query.until is not None:
+            conditions.append(a.at < query.until)
+        if query.client_id is not None:
+            conditions.append(a.data["client_id"].as_string() == query.client_id)
+        statement = sa.select(t.audit_events).where(*conditions).order_by(a.id.desc())
         async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                sa.select(t.audit_events).order_by(t.audit_events.c.id.desc()).limit(limit)
-            )
+            rows = await conn.execute(statement.limit(query.limit))
             return [dict(r._mapping) for r in rows.all()]
+
+
+def sql_stores(url: str) -> Stores:
+    """Every storage port, implemented by one repository over one engine."""
+    repository = Repository.from_url(url)
+    return Stores(
+        registry=repository,
+        keys=repository,
+        tokens=repository,
+        replay=repository,
+        audit=repository,
+        admin=repository,
+        close=repository.close,
+    )

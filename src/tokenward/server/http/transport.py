@@ -1,25 +1,20 @@
-"""POST /token as a raw ASGI handler (RFC 6749 §3.2, §4.4).
+"""The transport rules of the three POST endpoints (RFC 6749 §3.2, §2.3.1), over raw ASGI.
 
 This is the hot path, so it skips the framework: headers are read once, the body is read with
-a hard size cap, parsed by ``tokenward.protocol.params`` (strict, no multipart library) and
-handed to ``TokenService.token``. Starlette serves every other route.
+a hard size cap and parsed by ``tokenward.protocol.params`` (strict, no multipart library).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from tokenward.protocol.errors import InvalidRequest, OAuthError, ServerError
+from tokenward.protocol.errors import InvalidRequest
 from tokenward.protocol.params import MAX_BODY_BYTES, parse_form, parse_json
-from tokenward.server.http.rendering import error_response, send_json
-from tokenward.server.service import TokenRequest, TokenService
 
-__all__ = ["read_body", "read_params", "token_endpoint"]
+__all__ = ["Receive", "read_body", "read_params"]
 
-log = logging.getLogger("tokenward.http")
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 _CREDENTIAL_QUERY = (b"client_secret", b"client_assertion", b"client_id")
 
@@ -100,33 +95,3 @@ async def read_params(
     raise InvalidRequest(
         "Content-Type must be application/x-www-form-urlencoded", reason="content type"
     )
-
-
-async def token_endpoint(
-    service: TokenService, scope: dict[str, Any], receive: Receive, send: Any
-) -> None:
-    if scope["method"] != "POST":
-        # RFC 6749 §3.2: "The client MUST use the HTTP POST method".
-        error = InvalidRequest("the token endpoint accepts POST only", reason="method")
-        await send_json(send, 405, error.body(), {"Allow": "POST"})
-        return
-    try:
-        authorization, params = await read_params(
-            scope, receive, json_body=service.settings.json_body
-        )
-    except OAuthError as error:
-        service.audit.failed(
-            endpoint="token", client_id=None, error=error.error, reason=error.reason, method=None
-        )
-        await error_response(send, error)
-        return
-    try:
-        response = await service.token(TokenRequest(authorization, params))
-    except OAuthError as error:
-        await error_response(send, error)
-        return
-    except Exception:
-        log.exception("token endpoint failed")
-        await error_response(send, ServerError(reason="unhandled"))
-        return
-    await send_json(send, 200, response.body())

@@ -1,0 +1,67 @@
+"""``tokenward token``: fetch one access token with the client library and print it.
+
+Part of the base install: it needs no server code, only ``tokenward.client``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+__all__ = ["DEFAULT_ISSUER", "token"]
+
+#: The issuer of a local ``tokenward serve`` with default settings.
+DEFAULT_ISSUER = "http://127.0.0.1:8000"
+
+
+@click.command()
+@click.option("--client-id", envvar="TOKENWARD_CLIENT_ID", required=True, help="Client id.")
+@click.option(
+    "--client-secret",
+    envvar="TOKENWARD_CLIENT_SECRET",
+    required=True,
+    help="Client secret (prefer the TOKENWARD_CLIENT_SECRET variable: argv is visible).",
+)
+@click.option("--issuer", help="Issuer URL (default: TOKENWARD_ISSUER, else a local server).")
+@click.option("--scope", "scopes", multiple=True, help="A scope to request (repeat).")
+@click.option("--resource", help="The API (RFC 8707 resource).")
+@click.option(
+    "--auth-method",
+    type=click.Choice(["client_secret_basic", "client_secret_post"]),
+    default="client_secret_basic",
+    show_default=True,
+)
+@click.option("--token-endpoint", help="Skip discovery and use this token endpoint.")
+@click.option("--json", "as_json", is_flag=True, help="Print the token response as JSON.")
+def token(
+    client_id: str,
+    client_secret: str,
+    issuer: str | None,
+    scopes: tuple[str, ...],
+    resource: str | None,
+    auth_method: str,
+    token_endpoint: str | None,
+    as_json: bool,
+) -> None:
+    """Get an access token (client library) and print it, for shell scripts and curl."""
+    from tokenward.client import TokenError
+    from tokenward.client.cli import token_command
+
+    if issuer is None and token_endpoint is None:
+        issuer = os.environ.get("TOKENWARD_ISSUER") or DEFAULT_ISSUER
+    try:
+        out = token_command(
+            issuer=issuer,
+            client_id=client_id,
+            client_secret=client_secret,
+            scopes=scopes,
+            resource=resource,
+            auth_method=auth_method,
+            as_json=as_json,
+            token_endpoint=token_endpoint,
+        )
+    except (TokenError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
+    click.echo(out)

@@ -1,0 +1,174 @@
+"""What the admin layer shows: one set of view models for the CLI (``--json``), the admin REST
+API and the console. No view has a field for a secret's value or digest, except
+:class:`NewSecretView`, which exists only in the answer that created the secret."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from tokenward.protocol.model import Api, AuthMethod, Client, ClientSecret, SigningAlg, TokenFormat
+from tokenward.server.keys import KeyState
+
+__all__ = [
+    "ApiView",
+    "AuditEventView",
+    "ClientCreated",
+    "ClientView",
+    "KeyView",
+    "NewSecretView",
+    "SecretView",
+    "timestamp",
+]
+
+
+def timestamp(value: int | None) -> datetime | None:
+    """Seconds since the epoch as an aware UTC datetime (JSON: ``2026-11-30T12:00:00Z``)."""
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+class _View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ApiView(_View):
+    identifier: str
+    name: str
+    scopes: list[str]
+    token_ttl: int | None
+    signing_alg: SigningAlg
+    token_format: TokenFormat
+
+    @classmethod
+    def of(cls, api: Api) -> ApiView:
+        return cls(
+            identifier=api.identifier,
+            name=api.name,
+            scopes=sorted(api.scopes),
+            token_ttl=api.token_ttl,
+            signing_alg=api.signing_alg,
+            token_format=api.token_format,
+        )
+
+
+class SecretView(_View):
+    id: str
+    label: str
+    created_at: datetime | None
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, secret: ClientSecret) -> SecretView:
+        return cls(
+            id=secret.id,
+            label=secret.label,
+            created_at=timestamp(secret.created_at),
+            expires_at=timestamp(secret.expires_at),
+            last_used_at=timestamp(secret.last_used_at),
+        )
+
+
+class ClientView(_View):
+    client_id: str
+    name: str
+    enabled: bool
+    auth_methods: list[AuthMethod]
+    scopes: list[str]
+    default_scopes: list[str] | None
+    apis: list[str]
+    token_ttl: int | None
+    token_format: TokenFormat | None
+    jwks_uri: str | None
+    #: How many public keys are registered inline (private_key_jwt), if any.
+    jwks_keys: int | None
+    assertion_alg: str | None
+    introspect_apis: list[str]
+    not_before: datetime | None
+    created_at: datetime | None
+    secrets: list[SecretView]
+
+    @classmethod
+    def of(cls, client: Client) -> ClientView:
+        keys = client.jwks.get("keys") if client.jwks is not None else None
+        defaults = client.default_scopes
+        return cls(
+            client_id=client.client_id,
+            name=client.name,
+            enabled=client.enabled,
+            auth_methods=sorted(client.auth_methods),
+            scopes=sorted(client.scopes),
+            default_scopes=None if defaults is None else sorted(defaults),
+            apis=sorted(client.apis),
+            token_ttl=client.token_ttl,
+            token_format=client.token_format,
+            jwks_uri=client.jwks_uri,
+            jwks_keys=len(keys) if isinstance(keys, list) else None,
+            assertion_alg=client.assertion_alg,
+            introspect_apis=sorted(client.introspect_apis),
+            not_before=timestamp(client.not_before),
+            created_at=timestamp(client.created_at or None),
+            secrets=[SecretView.of(s) for s in client.secrets],
+        )
+
+
+class NewSecretView(_View):
+    """A secret just created: the only answer that ever carries its value."""
+
+    client_id: str
+    secret_id: str
+    client_secret: str
+    label: str
+    expires_at: datetime | None
+    #: Set when an operator-chosen secret looks weak.
+    warning: str | None = None
+
+    def __repr__(self) -> str:
+        return f"NewSecretView(client_id={self.client_id!r}, secret_id={self.secret_id!r})"
+
+    __str__ = __repr__
+
+
+class ClientCreated(_View):
+    client: ClientView
+    secret: NewSecretView | None
+
+
+class KeyView(_View):
+    kid: str
+    alg: str
+    state: Literal["next", "active", "retired"]
+    activates_at: datetime | None
+    retires_at: datetime | None
+    removed_at: datetime | None
+
+    @classmethod
+    def of(cls, state: KeyState) -> KeyView:
+        return cls(
+            kid=state.kid,
+            alg=state.alg,
+            state=state.state,
+            activates_at=timestamp(state.activates_at),
+            retires_at=timestamp(state.retires_at),
+            removed_at=timestamp(state.removable_at),
+        )
+
+
+class AuditEventView(_View):
+    id: int
+    at: datetime | None
+    event: str
+    actor: str
+    data: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> AuditEventView:
+        return cls(
+            id=row["id"],
+            at=timestamp(row["at"]),
+            event=row["event"],
+            actor=row["actor"],
+            data=dict(row["data"]),
+        )

@@ -1,0 +1,97 @@
+"""What every administrative command shares: building the server once, running one admin
+operation, turning typed-input and admin errors into one line, and printing views."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel, ValidationError
+
+from tokenward.server.admin import Admin, AdminError, NotFound
+from tokenward.server.admin.schemas import describe
+from tokenward.server.composition import build_server, prepare_database
+from tokenward.server.settings import Settings
+
+__all__ = ["ACTOR", "JsonOpt", "emit", "fail", "group", "parse", "run_admin", "when"]
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+#: The actor recorded in the audit trail for changes made with the CLI.
+ACTOR = "cli"
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def group(help_text: str) -> typer.Typer:
+    return typer.Typer(
+        help=help_text,
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def parse(model: type[M], **values: Any) -> M:
+    """Build a typed admin input from command-line values (``None`` means not given)."""
+    try:
+        return model(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        raise fail(describe(exc)) from None
+
+
+def run_admin(work: Callable[[Admin], Awaitable[T]], *, writes: bool = True) -> T:
+    """Run one admin operation against the configured database. Read-only commands
+    (``writes=False``) never migrate it."""
+    settings = Settings()
+    if writes:
+        prepare_database(settings)
+    server = build_server(settings)
+
+    async def go() -> T:
+        try:
+            return await work(server.admin)
+        finally:
+            await server.aclose()
+
+    try:
+        return asyncio.run(go())
+    except NotFound as exc:
+        raise fail(exc.message, 2) from None
+    except AdminError as exc:
+        raise fail(exc.message) from None
+
+
+def _plain(data: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> Any:
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    if isinstance(data, dict):
+        return data
+    return [item.model_dump(mode="json") for item in data]
+
+
+def emit(
+    data: BaseModel | Sequence[BaseModel] | dict[str, Any], as_json: bool, lines: list[str]
+) -> None:
+    """Print ``data`` as JSON, or the human ``lines``."""
+    if as_json:
+        typer.echo(json.dumps(_plain(data), indent=2, sort_keys=True))
+    else:
+        typer.echo("\n".join(lines))
+
+
+def when(value: Any) -> str:
+    """A view's datetime for human output: ISO 8601 UTC, or ``-``."""
+    if value is None:
+        return "-"
+    text: str = value.isoformat()
+    return text.replace("+00:00", "Z")

@@ -1,0 +1,35 @@
+"""One request to a POST endpoint (token, introspection, revocation) as the components see it.
+
+The HTTP layer fills ``authorization`` and ``params`` after the transport checks; the client
+authenticator records what the caller presented in ``credentials``, so that a failure at any
+later step is audited with the client id and method it concerns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tokenward.protocol.client_auth import PresentedCredentials
+
+__all__ = ["Exchange"]
+
+
+@dataclass(slots=True)
+class Exchange:
+    endpoint: str
+    authorization: bytes | None
+    params: Mapping[str, str]
+    now: int
+    credentials: PresentedCredentials | None = None
+
+    @property
+    def client_id(self) -> str | None:
+        return self.credentials.client_id if self.credentials is not None else None
+
+    @property
+    def method(self) -> str | None:
+        return self.credentials.method if self.credentials is not None else None
+
+    def __repr__(self) -> str:
+        return f"Exchange(endpoint={self.endpoint!r}, client_id={self.client_id!r})"
