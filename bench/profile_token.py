@@ -69,7 +69,7 @@ async def drive(
     scope_value: str,
     rounds: int,
     per_round: int,
-    flush: Callable[[], object],
+    flush: Callable[[], Awaitable[object]],
 ) -> float:
     """Best µs/request over ``rounds`` rounds of ``per_round`` sequential requests.
 
@@ -117,7 +117,7 @@ async def drive(
                 raise RuntimeError(f"token request answered {status[0]}")
             if i % 100 == 99:
                 await asyncio.sleep(0)
-        flush()
+        await flush()
         elapsed = time.perf_counter() - started
         best = min(best, elapsed / per_round * 1e6)
         await asyncio.sleep(0)

@@ -1,10 +1,12 @@
 """Audit events and logging.
 
 Every token request produces one structured event (client_id, scopes, audience, jti,
-outcome, reason). Events are appended to an in-memory buffer on the hot path and written
-behind, in batches, as JSON lines on the ``tokenward.audit`` logger; admin changes are also
-stored in the ``audit_events`` table. No secret, assertion or token is ever part of an event:
-the event builders below only accept the fields they name.
+outcome, reason). Events are appended to an in-memory buffer on the hot path and handed
+behind, in batches, to every *sink*: the audit log (JSON lines on the ``tokenward.audit``
+logger) is one; usage statistics and metrics subscribe the same way, so the token path pays
+nothing for them. Admin changes are stored in the ``audit_events`` table by the admin layer.
+No secret, assertion or token is ever part of an event: the event builders below only accept
+the fields they name.
 
 Logging uses the standard library with a small JSON formatter rather than structlog: one
 layer less on the token endpoint's path, and uvicorn's own loggers share the same handlers.
@@ -16,10 +18,21 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-__all__ = ["AuditBuffer", "JsonFormatter", "audit_logger", "configure_logging", "logger"]
+__all__ = [
+    "AuditBuffer",
+    "AuditSink",
+    "JsonFormatter",
+    "audit_logger",
+    "configure_logging",
+    "logger",
+    "write_audit_log",
+]
+
+#: Receives each drained batch of events, in order.
+AuditSink = Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
 
 audit_logger = logging.getLogger("tokenward.audit")
 logger = logging.getLogger("tokenward")
@@ -71,6 +84,7 @@ class AuditBuffer:
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
         self._events: list[dict[str, Any]] = []
+        self._sinks: list[AuditSink] = [write_audit_log]
 
     def issued(
         self, *, client_id: str, scopes: Iterable[str], audience: str, jti: str, method: str
@@ -113,29 +127,44 @@ class AuditBuffer:
         events, self._events = self._events, []
         return events
 
-    def flush(self) -> int:
-        """Write the buffered events as JSON lines in one log record.
+    def subscribe(self, sink: AuditSink) -> None:
+        """Hand every drained batch to ``sink`` too (after the audit log)."""
+        self._sinks.append(sink)
 
-        One record per batch rather than per event: at thousands of tokens per second the
-        logging machinery per record was a visible share of the request cost and caused
-        latency spikes at each flush. Each line has the shape of a JsonFormatter record
-        (``ts``, ``level``, ``logger``, ``msg``) plus the event under ``audit``.
-        """
+    async def flush(self) -> int:
+        """Hand the buffered events to every sink; a failing sink does not stop the others."""
         events = self.drain()
-        if events and audit_logger.isEnabledFor(logging.INFO):
-            lines = "\n".join(
-                json.dumps(
-                    {
-                        "ts": round(event["at"], 3),
-                        "level": "info",
-                        "logger": audit_logger.name,
-                        "msg": event["event"],
-                        "audit": event,
-                    },
-                    default=str,
-                    separators=(",", ":"),
-                )
-                for event in events
-            )
-            audit_logger.info(lines, extra={"preformatted": True})
+        if events:
+            for sink in self._sinks:
+                try:
+                    await sink(events)
+                except Exception:
+                    logger.exception("audit sink failed")
         return len(events)
+
+
+async def write_audit_log(events: Sequence[dict[str, Any]]) -> None:
+    """The audit-log sink: the batch as JSON lines in one log record.
+
+    One record per batch rather than per event: at thousands of tokens per second the logging
+    machinery per record was a visible share of the request cost and caused latency spikes at
+    each flush. Each line has the shape of a JsonFormatter record (``ts``, ``level``,
+    ``logger``, ``msg``) plus the event under ``audit``.
+    """
+    if not audit_logger.isEnabledFor(logging.INFO):
+        return
+    lines = "\n".join(
+        json.dumps(
+            {
+                "ts": round(event["at"], 3),
+                "level": "info",
+                "logger": audit_logger.name,
+                "msg": event["event"],
+                "audit": event,
+            },
+            default=str,
+            separators=(",", ":"),
+        )
+        for event in events
+    )
+    audit_logger.info(lines, extra={"preformatted": True})

@@ -69,7 +69,7 @@ class Runtime:
         await self.prepare()
         settings = self._settings
         self._every(settings.cache_refresh_seconds, self._registry.refresh_if_changed, "refresh")
-        self._every(1.0, self._flush_audit, "audit flush")
+        self._every(1.0, self._audit.flush, "audit flush")
         self._every(LAST_USED_FLUSH_SECONDS, self.flush_last_used, "last-used stamps")
         self._every(60.0, self.upkeep_keys, "key upkeep")
         self._every(settings.opaque_token_purge_seconds, self.purge, "purge")
@@ -83,7 +83,7 @@ class Runtime:
                 await task
         self._tasks.clear()
         await self._assertions.aclose()
-        self._audit.flush()
+        await self._audit.flush()
         with contextlib.suppress(Exception):
             await self.flush_last_used()
 
@@ -97,9 +97,6 @@ class Runtime:
                     log.exception("%s failed", what)
 
         self._tasks.append(asyncio.create_task(loop(), name=f"tokenward {what}"))
-
-    async def _flush_audit(self) -> None:
-        self._audit.flush()
 
     async def flush_last_used(self) -> None:
         await self._tokens.touch_secrets(self._authenticator.drain_last_used())
