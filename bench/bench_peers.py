@@ -385,9 +385,14 @@ def _measure(cell: Cell, served: Served, opts: Options, where: bt.Placement) -> 
         log(f"    machine busy ({idle:.2f} cores) after {opts.idle_wait:g} s; running anyway")
     # The first run of a stack warms it up longer (JIT, caches, connection pools).
     warmup = opts.warmup + (opts.first_warmup if not cell.runs else 0.0)
-    if warmup > 0:
-        _load(served, opts, warmup, where.wrk_cpus)
-    run = _load(served, opts, opts.duration, where.wrk_cpus)
+    try:
+        if warmup > 0:
+            _load(served, opts, warmup, where.wrk_cpus)
+        run = _load(served, opts, opts.duration, where.wrk_cpus)
+    except bt.BenchError as exc:
+        cell.failed = str(exc)
+        log(f"    {cell.stack.name}: FAILED: {exc}")
+        return
     cell.runs.append(run)
     scan = served.scan_log()
     if not scan.clean:

@@ -235,17 +235,27 @@ class SizeCell:
         return self.failed is None and errors_of(self.runs) == 0
 
 
+def warm_and_load(
+    served: Served, inst: Installation, opts: Options, where: bt.Placement
+) -> bt.WrkRun:
+    """A warm-up, then one measured run at full speed."""
+    if opts.warmup > 0:
+        load(served, inst, opts, seconds=opts.warmup, conns=opts.conns, wrk_cpus=where.wrk_cpus)
+    return load(
+        served, inst, opts, seconds=opts.duration, conns=opts.conns, wrk_cpus=where.wrk_cpus
+    )
+
+
 def _measure(cell: SizeCell, served: Served, opts: Options, where: bt.Placement) -> None:
     idle = bt.wait_until_idle(opts.idle_wait, opts.noise)
     if idle >= opts.noise:
         log(f"    machine busy ({idle:.2f} cores) after {opts.idle_wait:g} s; running anyway")
-    if opts.warmup > 0:
-        load(
-            served, cell.inst, opts, seconds=opts.warmup, conns=opts.conns, wrk_cpus=where.wrk_cpus
-        )
-    run = load(
-        served, cell.inst, opts, seconds=opts.duration, conns=opts.conns, wrk_cpus=where.wrk_cpus
-    )
+    try:
+        run = warm_and_load(served, cell.inst, opts, where)
+    except bt.BenchError as exc:
+        cell.failed = str(exc)
+        log(f"    FAILED: {exc}")
+        return
     cell.runs.append(run)
     log(f"    {cell.inst.clients:>9,} clients {describe(run)}")
     scan = served.scan_log()
@@ -272,9 +282,12 @@ def run_registry(
             for index, cell in enumerate(group):
                 try:
                     served = start_tokenward(
-                        cell.inst, workers=workers, cpus=where.server_cpus, reaper=reaper,
+                        cell.inst,
+                        workers=workers,
+                        cpus=where.server_cpus,
+                        reaper=reaper,
                         tag=f"{cell.inst.clients}-{workers}w",
-                    )  # fmt: skip
+                    )
                 except bt.BenchError as exc:
                     cell.failed = str(exc)
                     continue
@@ -432,9 +445,14 @@ def _two_instances(
     try:
         for name in ("a", "b"):
             served = start_tokenward(
-                inst, workers=workers, cpus=None, reaper=reaper, tag=f"pg-{name}",
-                issuer=issuer, extra_env=off,
-            )  # fmt: skip
+                inst,
+                workers=workers,
+                cpus=None,
+                reaper=reaper,
+                tag=f"pg-{name}",
+                issuer=issuer,
+                extra_env=off,
+            )
             issuer = issuer or served.request.url.removesuffix("/token")
             cell = SizeCell(inst, workers, startup=served.startup_seconds, idle=served.memory())
             result.instances.append(cell)
@@ -443,7 +461,11 @@ def _two_instances(
             _pair_run(pair, opts, opts.warmup)
         for rep in range(opts.repeats):
             bt.wait_until_idle(opts.idle_wait, opts.noise)
-            runs = _pair_run(pair, opts, opts.duration)
+            try:
+                runs = _pair_run(pair, opts, opts.duration)
+            except bt.BenchError as exc:
+                result.failed = str(exc)
+                return
             result.totals.append(sum(r.rps for r in runs))
             log(f"  run {rep + 1} of {opts.repeats}: {result.totals[-1]:,.0f} tokens/s together")
             for (cell, served), run in zip(pair, runs, strict=True):
@@ -547,16 +569,14 @@ def run_soak(
         return result
     try:
         bt.wait_until_idle(opts.idle_wait, opts.noise)
-        if opts.warmup > 0:
-            load(served, inst, opts, seconds=opts.warmup, conns=opts.conns, wrk_cpus=where.wrk_cpus)
-        peak = load(
-            served, inst, opts, seconds=opts.duration, conns=opts.conns, wrk_cpus=where.wrk_cpus
-        )
+        peak = warm_and_load(served, inst, opts, where)
         result.peak = peak.rps
         result.rate = fraction * peak.rps
         log(f"  peak {describe(peak)}; holding {result.rate:,.0f} tokens/s")
         served.scan_log()
         _soak_samples(result, served, inst, opts, where, every)
+    except bt.BenchError as exc:
+        result.failed = str(exc)
     finally:
         served.stop()
     return result
