@@ -22,7 +22,7 @@ Three sections, each a table in ``results/scale.md``:
    held by ``wrk_token_rotate.lua``'s ``delay()`` schedule (Debian has no wrk2; see that script
    for what its latency does and does not include).
 
-    python bench/bench_scale.py                       # everything; about 20 minutes
+    python bench/bench_scale.py                       # everything; about 16 minutes
     python bench/bench_scale.py --quick               # 1,000 and 5,000 clients, short runs,
                                                       # a 30 s soak: a smoke test
     python bench/bench_scale.py --sections registry --sizes 1000 100000 --workers 1
