@@ -15,12 +15,12 @@ from joserfc import jws
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
 from tests.resource.support import SigningKey, b64, compact, json_bytes, new_key
+from tokenward.jose._compact import parse_json as _parse_json
 from tokenward.jose.verification import (
     SUPPORTED_ALGORITHMS,
     JoseError,
     PublicKeySet,
     UnknownKeyError,
-    _parse_json,
     is_numeric_date,
     verify_jws,
 )
