@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tokenward.protocol.transport import is_loopback_host
+
 __all__ = ["Settings", "render_reference"]
 
 
@@ -157,7 +159,7 @@ class Settings(BaseSettings):
     def check_transport(self) -> None:
         """RFC 6749 §3.2: TLS is required; plain http only on loopback or when allowed."""
         host = urlsplit(self.issuer).hostname or ""
-        loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+        loopback = is_loopback_host(host)
         if self.insecure_issuer and not loopback and not self.allow_insecure_http:
             raise ValueError(
                 "an http:// issuer is only allowed on a loopback host; use https or set "
