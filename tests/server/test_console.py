@@ -327,3 +327,60 @@ async def test_the_console_can_be_turned_off(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, console_enabled=False)
     async with in_process(settings, loops=False) as off:
         assert (await off.http.get("/admin/login")).status_code == 404
+
+
+async def test_secrets_and_the_client_lifecycle_through_the_console(tw: InProcess) -> None:
+    await sign_in(tw.http, "alice")
+    csrf = {"csrf_token": await csrf_of(tw.http)}
+    added = await tw.http.post("/admin/clients/billing/secrets", data={**csrf, "label": "ci"})
+    assert added.status_code == 200
+    value = re.search(r'id="client-secret" value="([^"]+)"', added.text)
+    assert value is not None
+    assert (await tw.token(auth=("billing", value.group(1)))).status_code == 200
+    secret_id = (await tw.admin.get_client("billing")).secrets[-1].id
+    revoke = f"/admin/clients/billing/secrets/{secret_id}/revoke"
+    later = await tw.http.post(revoke, data={**csrf, "grace": "60"})
+    assert later.headers["location"] == "/admin/clients/billing?notice=secret-expiring"
+    assert (await tw.token(auth=("billing", value.group(1)))).status_code == 200
+    tw.clock.advance(61)
+    assert (await tw.token(auth=("billing", value.group(1)))).status_code == 401
+    bad_grace = await tw.http.post(revoke, data={**csrf, "grace": "soon"})
+    assert bad_grace.status_code == 422
+    confirm = await tw.http.get("/admin/clients/billing/delete")
+    assert "Delete client billing?" in confirm.text
+    assert (await tw.admin.get_client("billing")).client_id == "billing"  # asking changes nothing
+    for action in ("disable", "enable"):
+        done = await tw.http.post(f"/admin/clients/billing/{action}", data=csrf)
+        assert done.headers["location"] == f"/admin/clients/billing?notice=client-{action}d"
+    assert (await tw.admin.get_client("billing")).enabled
+    deleted = await tw.http.post("/admin/clients/billing/delete", data=csrf)
+    assert deleted.headers["location"] == "/admin/clients?notice=client-deleted"
+    assert (await tw.http.get("/admin/clients/billing")).status_code == 404
+    events = [e for e in await audit_events(tw) if e[1] == "console:alice"]
+    for event in ("secret.added", "secret.revoked", "client.updated", "client.deleted"):
+        assert (event, "console:alice") in events
+    own = await tw.http.post("/admin/operators/alice/disable", data=csrf)
+    assert own.status_code == 422
+    assert (await tw.server.operators.get("alice")).enabled
+
+
+async def test_apis_are_created_and_edited_through_the_console(tw: InProcess) -> None:
+    await sign_in(tw.http, "alice")
+    csrf = {"csrf_token": await csrf_of(tw.http)}
+    form = {**csrf, "identifier": "https://orders.example", "name": "Orders", "token_ttl": ""}
+    created = await tw.http.post("/admin/apis/new", data={**form, "scopes": "o:read o:write"})
+    assert created.headers["location"] == "/admin/apis?notice=api-created"
+    again = await tw.http.post("/admin/apis/new", data={**form, "scopes": "o:read"})
+    assert again.status_code == 409
+    assert 'value="https://orders.example"' in again.text  # the form keeps what was typed
+    not_uri = await tw.http.post("/admin/apis/new", data={**form, "identifier": "orders"})
+    assert not_uri.status_code == 422
+    assert "identifier" in not_uri.text
+    edit = "/admin/apis/edit?identifier=https%3A%2F%2Forders.example"
+    assert "o:write" in (await tw.http.get(edit)).text
+    changes = {**csrf, "name": "Orders v2", "add_scopes": "o:admin", "remove_scopes": "o:write"}
+    saved = await tw.http.post(edit, data=changes)
+    assert saved.headers["location"] == "/admin/apis?notice=api-updated"
+    api = await tw.admin.get_api("https://orders.example")
+    assert (api.name, api.scopes) == ("Orders v2", ["o:admin", "o:read"])
+    assert ("api.updated", "console:alice") in await audit_events(tw)

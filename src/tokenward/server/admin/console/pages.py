@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tokenward.server.admin.console.charts import bar_chart
-from tokenward.server.admin.console.web import Ctx, FormError, Web, read_form
+from tokenward.server.admin.console.web import LOGIN_COOKIE, Ctx, FormError, Web, read_form
 from tokenward.server.admin.errors import AdminError, Invalid, NotFound
 from tokenward.server.admin.operations import Admin
 from tokenward.server.admin.operators import LoginRefused, Operators
@@ -153,7 +153,7 @@ class Pages:
         except FormError as exc:
             return self.web.error(exc.status, exc.message)
         sent = str(form.get("login_token", ""))
-        cookie = request.cookies.get("tokenward_console_login", "")
+        cookie = request.cookies.get(LOGIN_COOKIE, "")
         if not cookie or sent != cookie:
             return self.web.error(
                 403, "The sign-in form is out of date or was not sent by this console. Reload "
@@ -173,7 +173,7 @@ class Pages:
         response = self.web.redirect("")
         response.headers["location"] = self.safe_next(str(form.get("next", "")))
         self.web.set_session_cookie(response, token)
-        response.delete_cookie("tokenward_console_login", path=self.web.base)
+        response.delete_cookie(LOGIN_COOKIE, path=self.web.base)
         return response
 
     async def logout(self, ctx: Ctx) -> Response:
