@@ -205,7 +205,8 @@ def test_the_whole_console_flow(page: Page, server: ServerProcess) -> None:
     while token(server, "billing", first).status_code == 200:
         assert time.monotonic() < deadline, "the old secret still works long after its grace"
         time.sleep(0.25)
-    assert time.monotonic() - rotated_at >= 2.5
+    # Seconds are whole on the server: a 3 s grace lasts at least 2 s after the click.
+    assert time.monotonic() - rotated_at >= 1.9
     refused = token(server, "billing", first)
     assert (refused.status_code, refused.json()["error"]) == (401, "invalid_client")
 
