@@ -384,3 +384,7 @@ async def test_apis_are_created_and_edited_through_the_console(tw: InProcess) ->
     api = await tw.admin.get_api("https://orders.example")
     assert (api.name, api.scopes) == ("Orders v2", ["o:admin", "o:read"])
     assert ("api.updated", "console:alice") in await audit_events(tw)
+    trail = await tw.http.get("/admin/audit", params={"event": "api.updated"})
+    assert "changes=<code>add_scopes=o:admin, name=Orders v2, remove_scopes=o:write</code>" in (
+        trail.text
+    )
