@@ -135,6 +135,37 @@ class Settings(BaseSettings):
     opaque_token_purge_seconds: int = Field(
         300, ge=10, description="How often expired opaque tokens and revocations are purged."
     )
+    # -- console --
+    console_enabled: bool = Field(
+        True,
+        description="Serve the web console under `{issuer}/admin` (operators sign in with "
+        "accounts made by `tokenward admins create`).",
+    )
+    console_session_idle_seconds: int = Field(
+        1800, ge=60, le=86400, description="A console session ends after this long unused."
+    )
+    console_session_max_seconds: int = Field(
+        43200,
+        ge=300,
+        le=7 * 86400,
+        description="A console session ends this long after sign-in, however busy.",
+    )
+    console_lockout_failures: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Consecutive wrong passwords that lock an operator account.",
+    )
+    console_lockout_seconds: int = Field(
+        900,
+        ge=1,
+        le=86400,
+        description="How long a locked operator account stays locked (an admin, `tokenward "
+        "admins unlock` or `reset-password` lifts it at once).",
+    )
+    usage_retention_days: int = Field(
+        8, ge=1, le=400, description="Days of per-minute token usage statistics kept."
+    )
 
     @field_validator("issuer")
     @classmethod
