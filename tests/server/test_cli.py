@@ -29,6 +29,9 @@ def test_read_commands_never_migrate(tw_env: TokenwardEnv) -> None:
     tw_env.cli("apis", "create", "--identifier", "https://api.example", "--name", "A")
     assert "alembic_version" in _tables(database)
     assert "https://api.example" in tw_env.cli("apis", "list").stdout
+    assert "api.created" in tw_env.cli("audit", "list").stdout
+    assert tw_env.cli_json("keys", "list")[0]["state"] == "active"
+    assert tw_env.cli_json("clients", "list") == []
 
 
 def test_a_typed_input_error_is_one_line_naming_the_field(tw_env: TokenwardEnv) -> None:

@@ -16,7 +16,7 @@ from tokenward.server.admin.schemas import describe
 from tokenward.server.composition import build_server, prepare_database
 from tokenward.server.settings import Settings
 
-__all__ = ["ACTOR", "JsonOpt", "emit", "fail", "group", "parse", "run_admin", "when"]
+__all__ = ["ACTOR", "JsonOpt", "emit", "fail", "group", "parse", "run_admin", "single", "when"]
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -26,14 +26,28 @@ ACTOR = "cli"
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def group(help_text: str) -> typer.Typer:
+def single(help_text: str) -> typer.Typer:
+    """The app of one command (``tokenward serve``)."""
     return typer.Typer(
         help=help_text,
-        no_args_is_help=True,
+        no_args_is_help=False,
         rich_markup_mode=None,
         pretty_exceptions_enable=False,
         add_completion=False,
     )
+
+
+def group(help_text: str) -> typer.Typer:
+    """A command group (``tokenward audit list``): stays a group even with one subcommand,
+    which Typer would otherwise collapse into the command itself."""
+    app = single(help_text)
+    app.info.no_args_is_help = True
+
+    @app.callback()
+    def _group() -> None:
+        pass
+
+    return app
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

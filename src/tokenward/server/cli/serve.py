@@ -7,14 +7,14 @@ from typing import Annotated
 
 import typer
 
-from tokenward.server.cli.common import fail, group
+from tokenward.server.cli.common import fail, single
 from tokenward.server.composition import build_server, load_server_secrets, prepare_database
 from tokenward.server.settings import Settings
 
 __all__ = ["migrate_app", "serve_app"]
 
-serve_app = group("Run the authorization server.")
-migrate_app = group("Upgrade the database schema.")
+serve_app = single("Run the authorization server.")
+migrate_app = single("Upgrade the database schema.")
 
 
 @serve_app.command()
