@@ -15,7 +15,9 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount
 
+from tokenward.server.admin.api import admin_api
 from tokenward.server.composition import Server, build_server, prepare_database
 from tokenward.server.events import configure_logging
 from tokenward.server.http.post import PostHandler
@@ -72,6 +74,13 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     )
 
 
+def _admin_api(server: Server) -> Mount:
+    """The admin REST API at ``{issuer path}/admin/api`` (docs/admin-api.md)."""
+    issuer = server.settings.issuer
+    app = admin_api(admin=server.admin, reader=server.reader, issuer=issuer, clock=server.clock)
+    return Mount(urlsplit(issuer).path.rstrip("/") + "/admin/api", app=app)
+
+
 def wrap(server: Server) -> TokenwardApp:
     """The ASGI app of a built server; its lifespan runs the runtime."""
 
@@ -91,6 +100,8 @@ def wrap(server: Server) -> TokenwardApp:
         store=server.stores.registry,
         auth_methods=server.auth_methods,
     )
+    if server.settings.admin_api:
+        routes.insert(0, _admin_api(server))  # first: before any other mount under /admin
     inner = Starlette(
         routes=routes,
         lifespan=lifespan,

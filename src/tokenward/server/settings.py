@@ -133,6 +133,17 @@ class Settings(BaseSettings):
     opaque_token_purge_seconds: int = Field(
         300, ge=10, description="How often expired opaque tokens and revocations are purged."
     )
+    # -- admin REST API --
+    admin_api: bool = Field(
+        True,
+        description="Serve the admin REST API at `{issuer}/admin/api` (docs/admin-api.md). On "
+        "its first start `tokenward serve` registers its audience and a first admin client.",
+    )
+    admin_credentials_file: Path = Field(
+        Path("var/admin-client.json"),
+        description="Where `tokenward serve` writes the first admin client's credentials (mode "
+        "0600) when it has no terminal to print them on; read them, then delete the file.",
+    )
 
     @field_validator("issuer")
     @classmethod

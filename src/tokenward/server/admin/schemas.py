@@ -29,6 +29,7 @@ __all__ = [
     "ClientCreate",
     "ClientId",
     "ClientUpdate",
+    "KeyRetire",
     "KeyRotate",
     "Name",
     "ScopeName",
@@ -150,6 +151,12 @@ class KeyRotate(_Input):
     alg: SigningAlg | None = None
     #: Seconds before the new key signs; default: the publication delay.
     activate_in: Annotated[int, Field(ge=0)] | None = None
+
+
+class KeyRetire(_Input):
+    #: Also remove the key from the JWKS now: tokens it signed stop verifying (a compromised
+    #: key). Without it a retired key stays published until they have all expired.
+    force: bool = False
 
 
 def describe(error: ValidationError) -> str:
