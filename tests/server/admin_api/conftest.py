@@ -1,9 +1,11 @@
-"""Fixtures of the admin API tests: ``site`` (module), a real ``tokenward serve`` on SQLite whose
-admin API was set up by ``tokenward init``, and ``admin``, an httpx client of the admin API
-holding a fresh token of the admin client."""
+"""Fixtures of the admin API tests: ``site`` (module), a real ``tokenward serve`` whose admin API
+was set up by ``tokenward init``, on SQLite (``test_endpoints.py`` runs on PostgreSQL too, through
+``any_site``); and ``admin``, an httpx client of the admin API holding a fresh token of the admin
+client."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 
 import httpx
@@ -17,6 +19,29 @@ from tests.support.tokenward_server import TokenwardEnv
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminSite]:
     with admin_site(TokenwardEnv(home=tmp_path_factory.mktemp("admin-api"))) as running:
         yield running
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def any_site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AdminSite]:
+    env = TokenwardEnv(home=tmp_path_factory.mktemp("admin-api"))
+    if request.param == "sqlite":
+        with admin_site(env) as running:
+            yield running
+        return
+    postgres = request.getfixturevalue("postgres_server")
+    name = f"admin_api_{request.module.__name__.rsplit('.', 1)[-1]}"
+    env.database_url = postgres.create_database(name)
+    env.extra["TOKENWARD_PEPPER"] = secrets.token_hex(32)  # required beyond SQLite
+    env.extra["TOKENWARD_KEY_ENCRYPTION_KEY"] = secrets.token_hex(32)
+    try:
+        with admin_site(env) as running:
+            yield running
+    finally:
+        postgres.drop_database(name)
 
 
 @pytest.fixture

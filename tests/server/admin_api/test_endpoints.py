@@ -1,7 +1,7 @@
 """Every admin API endpoint against a real ``tokenward serve``: request -> expected response.
 
-The module shares one server (``site``); each test makes its own APIs and clients, so the tests
-do not depend on one another's order.
+The module shares one server, on SQLite and then on PostgreSQL (``site`` is ``any_site``); each
+test makes its own APIs and clients, so the tests do not depend on one another's order.
 """
 
 from __future__ import annotations
@@ -10,8 +10,14 @@ import secrets
 import time
 
 import httpx
+import pytest
 
 from tests.server.admin_api.support import ADMIN, READ, AdminSite, api_path, assert_error
+
+
+@pytest.fixture(scope="module")
+def site(any_site: AdminSite) -> AdminSite:
+    return any_site
 
 
 def _api(admin: httpx.Client, *scopes: str, **fields: object) -> str:
