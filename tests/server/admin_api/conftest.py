@@ -1,7 +1,7 @@
-"""Fixtures of the admin API tests: ``site`` (module), a real ``tokenward serve`` whose admin API
-was set up by ``tokenward init``, on SQLite (``test_endpoints.py`` runs on PostgreSQL too, through
-``any_site``); and ``admin``, an httpx client of the admin API holding a fresh token of the admin
-client."""
+"""Fixtures of the admin API tests: ``site`` (package), a real ``tokenward serve`` on SQLite whose
+admin API was set up by ``tokenward init``, shared by the modules (each test makes its own APIs
+and clients); ``any_site`` (module), the same on SQLite and then on PostgreSQL; and ``admin``,
+an httpx client of the admin API holding a fresh token of the admin client."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from tests.server.admin_api.support import AdminSite, admin_site
 from tests.support.tokenward_server import TokenwardEnv
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminSite]:
     with admin_site(TokenwardEnv(home=tmp_path_factory.mktemp("admin-api"))) as running:
         yield running
@@ -27,11 +27,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AdminSite]:
 def any_site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[AdminSite]:
-    env = TokenwardEnv(home=tmp_path_factory.mktemp("admin-api"))
     if request.param == "sqlite":
-        with admin_site(env) as running:
-            yield running
+        yield request.getfixturevalue("site")
         return
+    env = TokenwardEnv(home=tmp_path_factory.mktemp("admin-api-pg"))
     postgres = request.getfixturevalue("postgres_server")
     name = f"admin_api_{request.module.__name__.rsplit('.', 1)[-1]}"
     env.database_url = postgres.create_database(name)

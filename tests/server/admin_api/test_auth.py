@@ -97,9 +97,9 @@ def test_tokens_that_are_not_valid_here_are_401_invalid_token(site: AdminSite) -
     with site.api() as admin:
         # Wrong audience: a token this server issued, for another API.
         scope = f"s{secrets.token_hex(4)}:read"
-        admin.post(
-            "/apis", json={"identifier": "https://other.example", "name": "O", "scopes": [scope]}
-        )
+        other = f"https://{secrets.token_hex(4)}.other.example"
+        created = admin.post("/apis", json={"identifier": other, "name": "O", "scopes": [scope]})
+        assert created.status_code == 201
         other_id, other_secret = site.new_client(admin, scopes=[scope, ADMIN])
     _refused(site, site.token(other_id, other_secret, scope=scope))
     assert site.token(other_id, other_secret, scope=ADMIN)  # the same client, the right audience

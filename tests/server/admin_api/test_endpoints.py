@@ -388,7 +388,7 @@ def test_audit_pages_and_filters(site: AdminSite, admin: httpx.Client) -> None:
     created = admin.get("/audit", params={"event": "client.created", "client_id": client_id})
     assert [e["data"]["client_id"] for e in created.json()["events"]] == [client_id]
     by_cli = admin.get("/audit", params={"actor": "cli", "limit": 1000}).json()["events"]
-    assert {e["event"] for e in by_cli} == {"api.created", "client.created"}  # tokenward init
+    assert {"api.created", "client.created"} <= {e["event"] for e in by_cli}  # tokenward init
 
     at = mine["events"][-1]["at"]
     since = admin.get("/audit", params={"client_id": client_id, "since": at}).json()["events"]

@@ -40,7 +40,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.server.admin_api.support import AdminSite, admin_site
 from tests.support.tokenward_server import TokenwardEnv
 
-EXAMPLES = 20
+EXAMPLES = 15
 CHECKS = [
     not_a_server_error,
     status_code_conformance,

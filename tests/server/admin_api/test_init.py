@@ -15,10 +15,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
+import pytest
 
-from tests.server.admin_api.support import ADMIN, READ, AdminSite
+from tests.server.admin_api.support import ADMIN, READ
+from tests.server.harness import make_settings
+from tests.support.inprocess import in_process
 from tests.support.tokenward_server import TokenwardEnv, tokenward_server
+from tokenward.server.cli.serve import _first_start
+from tokenward.server.composition import prepare_database
 
 
 def _works(env: TokenwardEnv, url: str, client_id: str, secret: str) -> None:
@@ -45,7 +51,6 @@ def test_init_creates_once_then_says_what_exists(tw_env: TokenwardEnv) -> None:
         "nothing created; `tokenward clients secrets add CLIENT_ID` gives a client a new secret",
     ]
     assert secret not in again.stdout + again.stderr
-    assert json.loads(tw_env.cli("init", "--json").stdout)["created"] is None
     events = tw_env.cli_json("audit")  # a one-command group: `tokenward audit --json`
     assert [(e["event"], e["actor"]) for e in events] == [
         ("client.created", "cli"),
@@ -112,22 +117,22 @@ def test_first_start_on_a_terminal_prints_the_secret_there(tw_env: TokenwardEnv)
         _works(tw_env, server.url, "tokenward-admin", secret)
 
 
-def test_the_admin_api_can_be_turned_off(tw_env: TokenwardEnv) -> None:
-    with tokenward_server(tw_env, extra={"TOKENWARD_ADMIN_API": "false"}) as server:
-        response = httpx.get(f"{server.url}/admin/api/openapi.json")
-        assert response.status_code == 404
-        assert "admin API" not in server.log()
-    assert tw_env.cli_json("apis", "list") == []
-    assert tw_env.cli_json("clients", "list") == []
+@pytest.mark.anyio
+async def test_the_admin_api_can_be_turned_off(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, admin_api=False)
+    prepare_database(settings)
+    # tokenward serve's first start (it runs its own event loop) creates nothing.
+    assert await anyio.to_thread.run_sync(_first_start, settings) is None
+    async with in_process(settings, loops=False) as tw:
+        assert (await tw.http.get("/admin/api/openapi.json")).status_code == 404
+        assert await tw.admin.list_apis() == []
+        assert await tw.admin.list_clients() == []
 
 
-def test_init_after_the_admin_client_is_gone_creates_another(site: AdminSite) -> None:
-    # The module's server: its admin client made a second admin client, then deleted the first.
-    with site.api() as admin:
-        other, _ = site.new_client(admin, scopes=[ADMIN])
-        with site.api(site.token(other, _)) as theirs:
-            assert theirs.delete(f"/clients/{site.client_id}").status_code == 204
-            assert theirs.delete(f"/clients/{other}").status_code == 204
-    setup = json.loads(site.env.cli("init", "--json").stdout)
+def test_init_after_the_admin_clients_are_gone_creates_another(tw_env: TokenwardEnv) -> None:
+    first = json.loads(tw_env.cli("init", "--json").stdout)["created"]["secret"]["client_secret"]
+    tw_env.cli("clients", "delete", "tokenward-admin")
+    setup = json.loads(tw_env.cli("init", "--json").stdout)
     assert setup["created"]["client"]["client_id"] == "tokenward-admin"
+    assert setup["created"]["secret"]["client_secret"] != first
     assert setup["admin_clients"] == ["tokenward-admin"]
