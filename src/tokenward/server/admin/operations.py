@@ -506,24 +506,22 @@ class Admin:
             raise Conflict(f"key {kid} is already retired; force removes it from the JWKS now")
         now = self._now()
         if key.state == "active":
-            successor = await rotate(
-                self._keys, self._secrets.encryptor, alg=key.alg, now=now, activates_at=now
-            )
-            if successor is None:
-                raise Conflict("a concurrent rotation created this key generation; retry")
+            await self._successor_now(key.alg, now)
         removed = force or key.state == "next"
         if removed:
             await self._keys.delete_keys([kid])
-        await self._audit.add_audit(
-            [self._record("key.retired", actor, kid=kid, alg=key.alg, removed=removed)]
-        )
+        record = self._record("key.retired", actor, kid=kid, alg=key.alg, removed=removed)
+        await self._audit.add_audit([record])
         await self._after_change()
-        if removed:
-            gone = timestamp(now)
-            return key.model_copy(
-                update={"state": "retired", "retires_at": gone, "removed_at": gone}
-            )
-        return next(k for k in await self.list_keys() if k.kid == kid)
+        if not removed:
+            return next(k for k in await self.list_keys() if k.kid == kid)
+        gone = timestamp(now)
+        return key.model_copy(update={"state": "retired", "retires_at": gone, "removed_at": gone})
+
+    async def _successor_now(self, alg: str, now: int) -> None:
+        row = await rotate(self._keys, self._secrets.encryptor, alg=alg, now=now, activates_at=now)
+        if row is None:
+            raise Conflict("a concurrent rotation created this key generation; retry")
 
     # -- audit --------------------------------------------------------------------------------
 
