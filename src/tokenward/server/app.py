@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,7 +79,11 @@ def _admin_api(server: Server) -> Mount:
     """The admin REST API at ``{issuer path}/admin/api`` (docs/admin-api.md)."""
     issuer = server.settings.issuer
     app = admin_api(admin=server.admin, reader=server.reader, issuer=issuer, clock=server.clock)
-    return Mount(urlsplit(issuer).path.rstrip("/") + "/admin/api", app=app)
+    mount = Mount(urlsplit(issuer).path.rstrip("/") + "/admin/api", app=app)
+    # Every path under it is the admin API's, one with a percent-encoded newline too (Starlette's
+    # pattern stops at "\n"): the API answers its own 404, in its own error shape.
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    return mount
 
 
 def wrap(server: Server) -> TokenwardApp:

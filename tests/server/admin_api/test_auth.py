@@ -89,6 +89,9 @@ def _refused(site: AdminSite, token: str) -> None:
     challenge = _challenge(response)
     assert challenge.startswith(REALM + ', error="invalid_token"')
     assert token not in response.text
+    log = site.server.log()
+    assert '"reason":' in log  # the precise reason is logged...
+    assert token not in log  # ...never the token
 
 
 def test_tokens_that_are_not_valid_here_are_401_invalid_token(site: AdminSite) -> None:

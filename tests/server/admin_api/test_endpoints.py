@@ -414,3 +414,11 @@ def test_openapi_and_docs_are_served_without_a_token(site: AdminSite) -> None:
     page = httpx.get(f"{site.url}/admin/api/docs")
     assert page.status_code == 200
     assert "/admin/api/openapi.json" in page.text
+
+
+def test_every_path_under_the_prefix_answers_in_the_api_shape(admin: httpx.Client) -> None:
+    # A percent-encoded newline once fell through the mount to the protocol routes' 404.
+    for path in ("/clients/a%0Ab", "/clients/a%0Ab/secrets", "/nowhere%0A"):
+        assert_error(admin.get(path), 404, "not_found")
+    assert_error(admin.post("/clients/a%0Ab/secrets/x%0Ay/revoke"), 404, "not_found")
+    assert_error(admin.put("/clients"), 405, "method_not_allowed")

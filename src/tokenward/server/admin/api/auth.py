@@ -97,9 +97,11 @@ class BearerRefused(Exception):
 
 
 def render_refusal(error: BearerError) -> tuple[int, dict[str, str], dict[str, str]]:
-    """Status, headers (the RFC 6750 §3 challenge) and the admin API's error body."""
+    """Status, headers (the RFC 6750 §3 challenge) and the admin API's error body; the precise
+    reason goes to the log only (it never names the token)."""
     status, headers, _ = error.render(REALM)
     code = error.error or "unauthorized"
+    log.info("admin API request refused", extra={"error": code, "reason": error.reason})
     return (
         status,
         {k: v for k, v in headers if k != "content-type"},
