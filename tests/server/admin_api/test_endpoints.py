@@ -395,7 +395,14 @@ def test_audit_pages_and_filters(site: AdminSite, admin: httpx.Client) -> None:
     assert len(since) == 3
     until = admin.get("/audit", params={"client_id": client_id, "until": at}).json()["events"]
     assert until == []
-    for bad in ({"limit": 0}, {"limit": 1001}, {"cursor": "abc"}, {"since": "2026-01-01T00:00:00"}):
+    invalid = (
+        {"limit": 0},
+        {"limit": 1001},
+        {"cursor": "abc"},
+        {"since": "2026-01-01T00:00:00"},  # no time zone
+        {"until": "-18993"},  # a number is not a date-time (found by the fuzz run)
+    )
+    for bad in invalid:
         assert_error(admin.get("/audit", params=bad), 422, "validation_failed")
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BeforeValidator
 
 from tokenward.server.admin.api.auth import Caller
 from tokenward.server.admin.operations import Admin
@@ -19,7 +20,21 @@ Cursor = Annotated[
     str | None,
     Query(pattern=r"^[0-9]{1,18}$", description="`next_cursor` of the previous page."),
 ]
-When = Annotated[AwareDatetime | None, Query(description="ISO 8601 with a time zone.")]
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ]")
+
+
+def _iso_8601(value: object) -> object:
+    # pydantic also reads a number as seconds since the epoch; the document says date-time.
+    if isinstance(value, str) and _DATE.match(value) is None:
+        raise ValueError("must be an ISO 8601 date and time with a time zone")
+    return value
+
+
+When = Annotated[
+    AwareDatetime | None,
+    BeforeValidator(_iso_8601),
+    Query(description="ISO 8601 with a time zone, e.g. 2026-01-31T12:00:00Z."),
+]
 Filter = Annotated[str | None, Query(max_length=255)]
 
 
