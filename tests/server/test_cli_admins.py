@@ -47,7 +47,7 @@ def test_operator_accounts_from_the_command_line(tw_env: TokenwardEnv) -> None:
     listed = json.loads(admins(tw_env, "list", "--json").stdout)
     assert [(o["name"], o["role"], o["enabled"]) for o in listed] == [("alice", "admin", True)]
     assert "password" not in json.dumps(listed)
-    trail = tw_env.cli_json("audit", "--limit", "20")
+    trail = tw_env.cli_json("audit", "list", "--limit", "20")
     events = [(e["event"], e["actor"]) for e in trail]
     for event in ("created", "disabled", "enabled", "unlocked", "password_reset"):
         assert (f"operator.{event}", "cli") in events

@@ -21,9 +21,10 @@ __all__ = ["main", "root"]
 SERVER_COMMANDS: dict[str, str] = {
     "serve": "Run the authorization server.",
     "migrate": "Upgrade the database schema.",
+    "init": "Register the admin REST API and its first admin client.",
     "apis": "APIs (resource servers) and their scopes.",
     "clients": "Clients, their scopes and secrets.",
-    "keys": "Signing keys: list, rotate.",
+    "keys": "Signing keys: list, rotate, retire.",
     "audit": "The audit trail of administrative changes.",
     "admins": "Console operators: create, list, disable, reset-password.",
 }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,7 +16,9 @@ from urllib.parse import urlsplit
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount
 
+from tokenward.server.admin.api import admin_api
 from tokenward.server.admin.console import console_routes
 from tokenward.server.composition import Server, build_server, prepare_database
 from tokenward.server.events import configure_logging
@@ -73,6 +76,17 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     )
 
 
+def _admin_api(server: Server) -> Mount:
+    """The admin REST API at ``{issuer path}/admin/api`` (docs/admin-api.md)."""
+    issuer = server.settings.issuer
+    app = admin_api(admin=server.admin, reader=server.reader, issuer=issuer, clock=server.clock)
+    mount = Mount(urlsplit(issuer).path.rstrip("/") + "/admin/api", app=app)
+    # Every path under it is the admin API's, one with a percent-encoded newline too (Starlette's
+    # pattern stops at "\n"): the API answers its own 404, in its own error shape.
+    mount.path_regex = re.compile(mount.path_regex.pattern, re.DOTALL)
+    return mount
+
+
 def wrap(server: Server) -> TokenwardApp:
     """The ASGI app of a built server; its lifespan runs the runtime."""
 
@@ -96,6 +110,8 @@ def wrap(server: Server) -> TokenwardApp:
         routes += console_routes(
             server.settings, admin=server.admin, operators=server.operators, usage=server.usage
         )
+    if server.settings.admin_api:
+        routes.insert(0, _admin_api(server))  # first: before any other mount under /admin
     inner = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -166,6 +166,17 @@ class Settings(BaseSettings):
     usage_retention_days: int = Field(
         8, ge=1, le=400, description="Days of per-minute token usage statistics kept."
     )
+    # -- admin REST API --
+    admin_api: bool = Field(
+        True,
+        description="Serve the admin REST API at `{issuer}/admin/api` (docs/admin-api.md). On "
+        "its first start `tokenward serve` registers its audience and a first admin client.",
+    )
+    admin_credentials_file: Path = Field(
+        Path("var/admin-client.json"),
+        description="Where `tokenward serve` writes the first admin client's credentials (mode "
+        "0600) when it has no terminal to print them on; read them, then delete the file.",
+    )
 
     @field_validator("issuer")
     @classmethod

@@ -33,6 +33,7 @@ from tokenward.server.admin.schemas import (
 from tokenward.server.admin.views import (
     ApiView,
     AuditEventView,
+    AuditPage,
     ClientCreated,
     ClientView,
     KeyView,
@@ -492,9 +493,50 @@ class Admin:
         await self._after_change()
         return next(k for k in await self.list_keys() if k.kid == row.kid)
 
+    async def retire_key(self, kid: str, *, force: bool, actor: str) -> KeyView:
+        """Stop signing with a key now. An active key's successor signs at once (created now;
+        verifiers meet it through their unknown-``kid`` JWKS refresh) and the key stays
+        published until every token it signed has expired; a key that never signed (``next``)
+        is removed. ``force`` also removes it from the JWKS now, so the tokens it signed stop
+        verifying: the answer to a compromised key."""
+        key = next((k for k in await self.list_keys() if k.kid == kid), None)
+        if key is None:
+            raise NotFound(f"key {kid} not found")
+        if key.state == "retired" and not force:
+            raise Conflict(f"key {kid} is already retired; force removes it from the JWKS now")
+        now = self._now()
+        if key.state == "active":
+            await self._successor_now(key.alg, now)
+        removed = force or key.state == "next"
+        if removed:
+            await self._keys.delete_keys([kid])
+        record = self._record("key.retired", actor, kid=kid, alg=key.alg, removed=removed)
+        await self._audit.add_audit([record])
+        await self._after_change()
+        if not removed:
+            return next(k for k in await self.list_keys() if k.kid == kid)
+        gone = timestamp(now)
+        return key.model_copy(update={"state": "retired", "retires_at": gone, "removed_at": gone})
+
+    async def _successor_now(self, alg: str, now: int) -> None:
+        row = await rotate(self._keys, self._secrets.encryptor, alg=alg, now=now, activates_at=now)
+        if row is None:
+            raise Conflict("a concurrent rotation created this key generation; retry")
+
     # -- audit --------------------------------------------------------------------------------
 
-    async def list_audit(self, query: AuditQuery) -> list[AuditEventView]:
+    def _check_limit(self, query: AuditQuery) -> None:
         if not 1 <= query.limit <= 1000:
             raise Invalid("limit must be between 1 and 1000")
+
+    async def list_audit(self, query: AuditQuery) -> list[AuditEventView]:
+        self._check_limit(query)
         return [AuditEventView.of(row) for row in await self._audit.list_audit(query)]
+
+    async def audit_page(self, query: AuditQuery) -> AuditPage:
+        """``query.limit`` events and the cursor of the next page (``query.before_id``)."""
+        self._check_limit(query)
+        rows = await self._audit.list_audit(replace(query, limit=query.limit + 1))
+        events = [AuditEventView.of(row) for row in rows[: query.limit]]
+        more = len(rows) > query.limit
+        return AuditPage(events=events, next_cursor=str(events[-1].id) if more else None)

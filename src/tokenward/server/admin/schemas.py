@@ -29,6 +29,7 @@ __all__ = [
     "ClientCreate",
     "ClientId",
     "ClientUpdate",
+    "KeyRetire",
     "KeyRotate",
     "Name",
     "OperatorCreate",
@@ -189,6 +190,12 @@ class OperatorCreate(_Input):
 
 class PasswordReset(_Input):
     password: Password
+
+
+class KeyRetire(_Input):
+    #: Also remove the key from the JWKS now: tokens it signed stop verifying (a compromised
+    #: key). Without it a retired key stays published until they have all expired.
+    force: bool = False
 
 
 def describe(error: ValidationError) -> str:

@@ -14,14 +14,17 @@ from tokenward.server.keys import KeyState
 from tokenward.server.stores import OperatorRow
 
 __all__ = [
+    "AdminApiSetup",
     "ApiView",
     "AuditEventView",
+    "AuditPage",
     "ClientCreated",
     "ClientView",
     "KeyView",
     "NewSecretView",
     "OperatorView",
     "SecretView",
+    "TokensRevokedView",
     "UsageOverview",
     "UsageSeries",
     "timestamp",
@@ -226,3 +229,32 @@ class UsageOverview(_View):
     last_day: UsageSeries
     #: (client id, failures in the last day), most first.
     top_failing: list[tuple[str, int]]
+
+
+class AuditPage(_View):
+    """One page of the audit trail, newest first."""
+
+    events: list[AuditEventView]
+    #: Where the next (older) page starts: pass it back as ``cursor``; null on the last page.
+    next_cursor: str | None
+
+
+class TokensRevokedView(_View):
+    client_id: str
+    #: Every token of the client issued before this moment is inactive.
+    not_before: datetime
+
+    @classmethod
+    def of(cls, client_id: str, not_before: int) -> TokensRevokedView:
+        return cls(client_id=client_id, not_before=datetime.fromtimestamp(not_before, UTC))
+
+
+class AdminApiSetup(_View):
+    """The admin REST API's audience and clients, as ``tokenward init`` found or made them."""
+
+    api: ApiView
+    token_endpoint: str
+    #: Clients granted the read-write admin scope.
+    admin_clients: list[str]
+    #: The admin client created just now, with its secret (shown once); null if one existed.
+    created: ClientCreated | None

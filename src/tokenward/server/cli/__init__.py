@@ -15,6 +15,7 @@ __all__ = ["COMMANDS", "run"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("serve", "serve_app"),
     "migrate": ("serve", "migrate_app"),
+    "init": ("init", "init_app"),
     "apis": ("apis", "app"),
     "clients": ("clients", "app"),
     "keys": ("keys", "app"),

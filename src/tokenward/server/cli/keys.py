@@ -6,12 +6,12 @@ from typing import Annotated
 
 import typer
 
-from tokenward.server.admin.schemas import KeyRotate
+from tokenward.server.admin.schemas import KeyRetire, KeyRotate
 from tokenward.server.cli.common import ACTOR, JsonOpt, emit, group, parse, run_admin, when
 
 __all__ = ["app"]
 
-app = group("Signing keys: list, rotate.")
+app = group("Signing keys: list, rotate, retire.")
 
 
 @app.command("list")
@@ -35,4 +35,21 @@ def rotate(
     spec = parse(KeyRotate, alg=alg, activate_in=activate_in)
     key = run_admin(lambda admin: admin.rotate_key(spec, actor=ACTOR))
     line = f"new {key.alg} key {key.kid}: published now, signs from {when(key.activates_at)}"
+    emit(key, as_json, [line])
+
+
+@app.command("retire")
+def retire(
+    kid: str,
+    force: Annotated[
+        bool,
+        typer.Option(help="Also remove it from the JWKS now: tokens it signed stop verifying."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop signing with a key now (an active key's successor signs at once); it stays
+    published until the tokens it signed have expired, unless --force."""
+    spec = parse(KeyRetire, force=force)
+    key = run_admin(lambda admin: admin.retire_key(kid, force=spec.force, actor=ACTOR))
+    line = f"retired {key.alg} key {key.kid}: published until {when(key.removed_at)}"
     emit(key, as_json, [line])

@@ -7,7 +7,10 @@ from typing import Annotated
 
 import typer
 
-from tokenward.server.cli.common import fail, single
+from tokenward.server.admin.bootstrap import set_up_admin_api
+from tokenward.server.admin.views import AdminApiSetup
+from tokenward.server.cli.common import ACTOR, fail, single
+from tokenward.server.cli.init import hand_over
 from tokenward.server.composition import build_server, load_server_secrets, prepare_database
 from tokenward.server.settings import Settings
 
@@ -33,16 +36,20 @@ def serve(
         raise fail(str(exc)) from None
     prepare_database(settings)
     load_server_secrets(settings)  # create the dev secrets file once, before workers fork
-    _ensure_first_key(settings)
+    setup = _first_start(settings)
+    admin_docs = f"  admin API: {settings.issuer}/admin/api/docs\n" if settings.admin_api else ""
     typer.echo(
         f"tokenward serving {settings.issuer} on http://{host}:{port} "
         f"({workers} worker{'s' if workers > 1 else ''})\n"
         f"  discovery: {settings.issuer}/.well-known/oauth-authorization-server\n"
+        f"{admin_docs}"
         f"  next: tokenward apis create --identifier https://api.example.com "
         f"--name 'Example API' --scope countries:read\n"
         f"        tokenward clients create --name billing --scope countries:read --json",
         err=True,
     )
+    if setup is not None:
+        hand_over(setup, settings)
     uvicorn.run(
         "tokenward.server.app:create_app",
         factory=True,
@@ -58,16 +65,20 @@ def serve(
     )
 
 
-def _ensure_first_key(settings: Settings) -> None:
+def _first_start(settings: Settings) -> AdminApiSetup | None:
+    """A signing key, and (with the admin API on) its audience and first admin client."""
     server = build_server(settings)
 
-    async def first() -> None:
+    async def first() -> AdminApiSetup | None:
         try:
             await server.admin.ensure_key(settings.signing_alg)
+            if not settings.admin_api:
+                return None
+            return await set_up_admin_api(server.admin, issuer=settings.issuer, actor=ACTOR)
         finally:
             await server.aclose()
 
-    asyncio.run(first())
+    return asyncio.run(first())
 
 
 @migrate_app.command()
