@@ -133,6 +133,16 @@ class Settings(BaseSettings):
     opaque_token_purge_seconds: int = Field(
         300, ge=10, description="How often expired opaque tokens and revocations are purged."
     )
+    # -- processes --
+    shutdown_drain_seconds: int = Field(
+        10,
+        ge=0,
+        le=3600,
+        description="On SIGTERM each worker stops accepting connections at once, lets in-flight "
+        "requests finish for up to this long, then closes the rest and flushes the audit buffer "
+        "and the secrets' last-used stamps. Keep it below the orchestrator's grace period "
+        "(Kubernetes `terminationGracePeriodSeconds`, 30 s by default).",
+    )
 
     @field_validator("issuer")
     @classmethod
