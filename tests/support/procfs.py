@@ -69,6 +69,11 @@ def _socket_inodes(pid: int) -> set[int]:
     return inodes
 
 
+def holds_sockets(pid: int) -> bool:
+    """Whether ``pid`` still has a socket open (a killed process loses them as it exits)."""
+    return bool(_socket_inodes(pid))
+
+
 def listeners(port: int) -> int:
     """How many sockets listen on ``port`` (one per serving worker)."""
     return sum(1 for s in tcp_sockets() if s.local_port == port and s.state == LISTEN)

@@ -42,6 +42,8 @@ STABLE_SECONDS = 10.0
 RESTART_DELAY_FIRST = 0.1
 RESTART_DELAY_MAX = 10.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+#: How long to wait for a killed worker to be gone.
+KILL_WAIT_SECONDS = 5.0
 
 
 @dataclass
@@ -172,7 +174,9 @@ class Supervisor:
     def _sleep(self, deadline: float | None) -> None:
         """Until a worker exits, a signal arrives, or ``deadline`` (monotonic) passes."""
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        sentinels = [s.process.sentinel for s in self._slots if s.alive and s.process]
+        # Every process not yet reaped, dead or alive: one that died since the last look has
+        # a readable sentinel, so this returns at once instead of missing its death.
+        sentinels = [s.process.sentinel for s in self._slots if s.process is not None]
         wait([self._wake_r, *sentinels], timeout)
         with contextlib.suppress(BlockingIOError):
             while os.read(self._wake_r, 512):
@@ -186,15 +190,19 @@ class Supervisor:
         for process in running:
             self._signal(process, signal.SIGTERM)
         deadline = time.monotonic() + self._stop_grace
-        while any(s.alive for s in self._slots) and time.monotonic() < deadline:
+        while any(s.process for s in self._slots) and time.monotonic() < deadline:
             self._sleep(deadline)
+            self._reap(restart=False)
         self._kill_all()
-        self._reap(restart=False)
+        for slot in self._slots:
+            if slot.process is not None:
+                slot.process.join(KILL_WAIT_SECONDS)
         log.warning("stopped")
 
     def _kill_all(self) -> None:
+        """SIGKILL every worker not yet reaped (safe in a signal handler: no waitpid here)."""
         for slot in self._slots:
-            if slot.alive and slot.process:
+            if slot.process is not None:
                 self._signal(slot.process, signal.SIGKILL)
 
     @staticmethod
