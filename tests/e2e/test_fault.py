@@ -22,7 +22,9 @@ Timeline: load for a moment; stop PostgreSQL (``pg_ctl stop -m immediate``: ever
 cut); kill one worker of instance A with SIGKILL and see its replacement start while the
 database is down; start PostgreSQL again; then wait, without restarting anything, until both
 instances are ready on every worker and every kind of request is served again. JWTs must have
-been issued during the outage (from the cache) on both instances.
+been issued during the outage (from the cache) on both instances. A third instance, C,
+started while the database is down, must start (``/livez``), say it is not ready, and become
+ready once the database is back.
 """
 
 from __future__ import annotations
@@ -188,11 +190,12 @@ def readyz(server: ServerProcess, count: int = 16) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def instances(
+def envs(
     stoppable_postgres: StoppablePostgres, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+) -> list[TokenwardEnv]:
+    """Instances A and B, and C which starts while the database is down."""
     url = stoppable_postgres.server.create_database("fault")
-    envs = [
+    return [
         TokenwardEnv(
             home=tmp_path_factory.mktemp(name),
             database_url=url,
@@ -202,10 +205,30 @@ def instances(
                 "TOKENWARD_FAILED_AUTH_LIMIT": "1000000",
             },
         )
-        for name in ("a", "b")
+        for name in ("a", "b", "c")
     ]
+
+
+@pytest.fixture
+def instances(envs: list[TokenwardEnv]) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     with tokenward_server(envs[0], workers=2) as a, tokenward_server(envs[1], workers=2) as b:
         yield a, b
+
+
+@pytest.fixture
+def late(envs: list[TokenwardEnv]) -> Iterator[list[ServerProcess]]:
+    """Where the test puts instance C once started; stopped at the end."""
+    started: list[ServerProcess] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
+def start_during_outage(env: TokenwardEnv, late: list[ServerProcess]) -> ServerProcess:
+    """Instance C, started while the database is down: it serves (``/livez``), not ready."""
+    server = ServerProcess(env, workers=1, ready_path="/livez")
+    late.append(server)
+    return server
 
 
 def make_load(a: ServerProcess, b: ServerProcess) -> Load:
@@ -277,7 +300,10 @@ def recover(a: ServerProcess, b: ServerProcess, tally: Tally, times: Timeline) -
 
 
 def test_database_outage_and_a_killed_worker_lose_nothing_but_its_requests(
-    stoppable_postgres: StoppablePostgres, instances: tuple[ServerProcess, ServerProcess]
+    stoppable_postgres: StoppablePostgres,
+    instances: tuple[ServerProcess, ServerProcess],
+    envs: list[TokenwardEnv],
+    late: list[ServerProcess],
 ) -> None:
     a, b = instances
     supervisors = (a.proc.pid, b.proc.pid)
@@ -288,11 +314,13 @@ def test_database_outage_and_a_killed_worker_lose_nothing_but_its_requests(
         stoppable_postgres.stop()
         times.down_at = time.monotonic()
         kill_a_worker(a, times)
-        time.sleep(max(0.0, times.down_at + 4 - time.monotonic()))  # down for 4 s
-        times.readiness_during = [readyz(a), readyz(b)]
+        c = start_during_outage(envs[2], late)
+        time.sleep(max(0.0, times.down_at + 4 - time.monotonic()))  # down for 4 s at least
+        times.readiness_during = [readyz(a), readyz(b), readyz(c, 1)]
         stoppable_postgres.start()
         times.up_at = time.monotonic()
         recover(a, b, tally, times)
+        wait_for(lambda: readyz(c, 1)[0]["http"] == 200, timeout=10, what="C ready")
         time.sleep(0.5)
 
     print(
@@ -310,10 +338,13 @@ def test_database_outage_and_a_killed_worker_lose_nothing_but_its_requests(
         assert 200 in tally.during(kind, times.down_at, times.up_at), kind
     # Readiness during the outage: B ready on every worker, the database reported unreachable;
     # on A the survivor is ready, its replacement (which never loaded) may not be.
-    during_a, during_b = times.readiness_during
+    during_a, during_b, during_c = times.readiness_during
     assert {r["http"] for r in during_b} == {200}
     assert all(r["database"]["reachable"] is False for r in during_b), during_b
     assert {r["http"] for r in during_a} <= {200, 503}
+    # C started during the outage: serving (it answered /livez), not ready until it returned.
+    assert during_c[0]["http"] == 503
+    assert during_c[0]["registry"]["loaded"] is False
     # Nothing was restarted: the same supervisors, each with two workers.
     assert (a.proc.poll(), b.proc.poll()) == (None, None)
     assert (a.proc.pid, b.proc.pid) == supervisors

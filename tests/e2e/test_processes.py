@@ -144,6 +144,8 @@ def test_a_graceful_stop_is_bounded_and_refuses_new_connections(
 ) -> None:
     tw_env.extra["TOKENWARD_SHUTDOWN_DRAIN_SECONDS"] = str(DRAIN)
     with tokenward_server(tw_env, workers=workers) as server:
+        # --workers 1 is one process; more are a supervisor's children.
+        assert len(children(server.proc.pid)) == (0 if workers == 1 else workers)
         tw_env.cli("apis", "create", "--identifier", API, "--name", "API", "--scope", "read")
         client = tw_env.cli_json("clients", "create", "--name", "c", "--scope", "read")
         connections.extend(_stalled_request(tw_env.port) for _ in range(2 * workers))

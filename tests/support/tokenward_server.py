@@ -130,9 +130,10 @@ class LoggedProcess:
 
 
 class ServerProcess(LoggedProcess):
-    """``tokenward serve`` on the environment's port."""
+    """``tokenward serve`` on the environment's port; started once ``ready_path`` answers 200
+    (``/livez`` for a server that cannot be ready yet, its database being down)."""
 
-    def __init__(self, env: TokenwardEnv, *, workers: int = 1) -> None:
+    def __init__(self, env: TokenwardEnv, *, workers: int = 1, ready_path: str = "/readyz") -> None:
         self.env = env
         super().__init__(
             [
@@ -149,7 +150,7 @@ class ServerProcess(LoggedProcess):
             cwd=env.home,
             log_path=env.home / f"server-{env.port}.log",
             url=f"http://127.0.0.1:{env.port}",
-            ready_path="/readyz",
+            ready_path=ready_path,
             name="tokenward serve",
         )
         self.workers = workers

@@ -85,7 +85,7 @@ class StoreHealth:
         self.reachable = False
         self.changed_at = self._monotonic()
         log.warning(
-            "database unreachable (%s failed: %s): tokens are issued from the cache; "
+            "database unreachable (%s failed: %s): known clients get tokens from the cache; "
             "what needs the database answers 503 until it returns",
             what,
             describe_failure(exc),
