@@ -25,6 +25,7 @@ SERVER_COMMANDS: dict[str, str] = {
     "clients": "Clients, their scopes and secrets.",
     "keys": "Signing keys: list, rotate.",
     "audit": "The audit trail of administrative changes.",
+    "admins": "Console operators: create, list, disable, reset-password.",
 }
 #: name -> (module, attribute, one-line help): commands of the base install.
 CLIENT_COMMANDS: dict[str, tuple[str, str, str]] = {

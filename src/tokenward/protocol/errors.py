@@ -142,7 +142,9 @@ class TemporarilyUnavailable(OAuthError):
     status = 503
     default_description = "the service is temporarily unavailable"
 
-    def __init__(self, *, reason: str, retry_after: int = RETRY_AFTER_SECONDS) -> None:
+    def __init__(
+        self, *, reason: str | None = None, retry_after: int = RETRY_AFTER_SECONDS
+    ) -> None:
         super().__init__(None, reason=reason)
         self.retry_after = retry_after
 

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tokenward.protocol.errors import TemporarilyUnavailable
+from tokenward.server.admin.console import console_routes
 from tokenward.server.composition import Server, build_server, prepare_database
 from tokenward.server.events import configure_logging
 from tokenward.server.http.post import PostHandler
@@ -113,6 +114,10 @@ def wrap(server: Server) -> TokenwardApp:
         keyring=server.keyring,
         auth_methods=server.auth_methods,
     )
+    if server.settings.console_enabled:
+        routes += console_routes(
+            server.settings, admin=server.admin, operators=server.operators, usage=server.usage
+        )
     inner = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tokenward.protocol.transport import is_loopback_host
+
 __all__ = ["Settings", "render_reference"]
 
 
@@ -133,6 +135,37 @@ class Settings(BaseSettings):
     opaque_token_purge_seconds: int = Field(
         300, ge=10, description="How often expired opaque tokens and revocations are purged."
     )
+    # -- console --
+    console_enabled: bool = Field(
+        True,
+        description="Serve the web console under `{issuer}/admin` (operators sign in with "
+        "accounts made by `tokenward admins create`).",
+    )
+    console_session_idle_seconds: int = Field(
+        1800, ge=60, le=86400, description="A console session ends after this long unused."
+    )
+    console_session_max_seconds: int = Field(
+        43200,
+        ge=300,
+        le=7 * 86400,
+        description="A console session ends this long after sign-in, however busy.",
+    )
+    console_lockout_failures: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Consecutive wrong passwords that lock an operator account.",
+    )
+    console_lockout_seconds: int = Field(
+        900,
+        ge=1,
+        le=86400,
+        description="How long a locked operator account stays locked (an admin, `tokenward "
+        "admins unlock` or `reset-password` lifts it at once).",
+    )
+    usage_retention_days: int = Field(
+        8, ge=1, le=400, description="Days of per-minute token usage statistics kept."
+    )
     # -- processes --
     shutdown_drain_seconds: int = Field(
         10,
@@ -167,7 +200,7 @@ class Settings(BaseSettings):
     def check_transport(self) -> None:
         """RFC 6749 §3.2: TLS is required; plain http only on loopback or when allowed."""
         host = urlsplit(self.issuer).hostname or ""
-        loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+        loopback = is_loopback_host(host)
         if self.insecure_issuer and not loopback and not self.allow_insecure_http:
             raise ValueError(
                 "an http:// issuer is only allowed on a loopback host; use https or set "

@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "clients": ("clients", "app"),
     "keys": ("keys", "app"),
     "audit": ("audit", "app"),
+    "admins": ("admins", "app"),
 }
 
 
