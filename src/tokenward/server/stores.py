@@ -17,6 +17,11 @@ reader can see at a glance what a component touches:
   server-side sessions (each account change written with its audit record);
 * :class:`UsageStore`: per-minute token counts per client, added in one batch per audit flush
   by the usage-statistics sink (``server/usage.py``), read by the console's overview.
+
+:data:`store_health` (a :class:`StoreHealth`) is this process's view of its database: every
+store operation on a request's path (:func:`or_unavailable`) and every background loop reports
+to it; it logs one line when the database goes away and one when it returns, and ``/readyz``
+reports it.
 """
 
 from __future__ import annotations
