@@ -178,3 +178,20 @@ def test_a_graceful_stop_is_bounded_and_refuses_new_connections(
     assert jti in log  # the audit buffer was flushed on the way out
     shown = json.loads(tw_env.cli("clients", "show", client["client_id"]).stdout)
     assert shown["secrets"][0]["last_used_at"] is not None  # so were the "last used" stamps
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_second_stop_signal_does_not_wait_for_the_drain(
+    tw_env: TokenwardEnv, workers: int, connections: list[socket.socket]
+) -> None:
+    """Two SIGTERMs (or Ctrl-C twice): the drain (60 s here) is cut short."""
+    tw_env.extra["TOKENWARD_SHUTDOWN_DRAIN_SECONDS"] = "60"
+    with tokenward_server(tw_env, workers=workers) as server:
+        connections.append(_stalled_request(tw_env.port))
+        time.sleep(0.5)
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: _refused(tw_env.port), timeout=2, what="refusal")
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(timeout=15)
+        assert time.monotonic() - started < 10

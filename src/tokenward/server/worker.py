@@ -101,9 +101,9 @@ def check_address(host: str, port: int) -> str | None:
 
 
 class WorkerServer(uvicorn.Server):
-    """uvicorn's server with tokenward's signal handling: SIGTERM drains; SIGINT drains too
-    when this process runs alone (a second one forces the exit), and is left to the
-    supervisor when supervised."""
+    """uvicorn's server with tokenward's signal handling: SIGTERM drains, and so does SIGINT
+    when this process runs alone (supervised, SIGINT is left to the supervisor); a second
+    signal exits at once."""
 
     def __init__(self, config: uvicorn.Config, *, supervised: bool) -> None:
         super().__init__(config)
@@ -128,9 +128,12 @@ class WorkerServer(uvicorn.Server):
         yield
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if not self.should_exit:
-            log.info("draining: stopped accepting connections", extra={"pid": os.getpid()})
-        super().handle_exit(sig, frame)
+        """The first stop signal drains; a second one (SIGTERM or SIGINT) exits at once."""
+        if self.should_exit:
+            self.force_exit = True
+            return
+        log.info("draining: stopped accepting connections", extra={"pid": os.getpid()})
+        self.should_exit = True
 
 
 async def _watch_parent(server: WorkerServer, parent: int) -> None:
