@@ -82,7 +82,7 @@ def protocol_routes(
     routes.append(Route(f"{issuer_path}/jwks.json", jwks, methods=["GET"]))
     routes.append(Route("/livez", livez, methods=["GET"]))
     routes.append(Route("/readyz", readyz, methods=["GET"]))
-    routes.append(Route("/healthz", readyz, methods=["GET"]))  # before 0.x: what /readyz is
+    routes.append(Route("/healthz", readyz, methods=["GET"]))  # /readyz under its older name
     return routes
 
 
