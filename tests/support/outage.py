@@ -47,6 +47,7 @@ class Outage:
     calls: int = 0  # store calls made, failed or not
 
     def wrap(self, stores: Stores) -> Stores:
-        ports = ("registry", "keys", "tokens", "replay", "audit", "admin")
+        """Every port of ``stores`` (each field but ``close``) behind this outage."""
+        ports = [f.name for f in dataclasses.fields(stores) if f.name != "close"]
         wrapped = {name: cast(Any, _Port(getattr(stores, name), self)) for name in ports}
         return dataclasses.replace(stores, **wrapped)
