@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: serve test check lint typecheck layers coverage-core pytest bench docs setup
+.PHONY: serve test check lint typecheck layers coverage-core pytest bench docs setup screenshots
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -44,3 +44,6 @@ docs: setup
 
 bench: setup
 	$(BIN)/python bench/bench_token.py
+
+screenshots: setup
+	TOKENWARD_SCREENSHOTS=docs $(BIN)/pytest -q -p no:cacheprovider tests/e2e/test_console_browser.py

@@ -8,7 +8,9 @@ page shows every step. Then: a form without its CSRF token is refused; five wron
 lock an account (and ``tokenward admins unlock`` is the way back); a read-only operator cannot
 change anything; every page fits a phone's width and can be used from the keyboard.
 
-The run saves screenshots of the main pages under docs/console/ (used by docs/console.md).
+The run saves screenshots of the main pages: into docs/console/ (used by docs/console.md) when
+``TOKENWARD_SCREENSHOTS=docs`` (``make screenshots``), otherwise into the test's temporary
+directory, so a test run leaves the working tree clean.
 Chromium comes from ``scripts/bootstrap.sh`` (apt); without it these tests skip, except in CI
 (``CI=true``) or with ``TOKENWARD_TEST_BROWSER=required``, where its absence is a failure.
 """
@@ -20,6 +22,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +35,11 @@ from tests.support.tokenward_server import ServerProcess, TokenwardEnv, tokenwar
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "docs" / "console"
+SHOTS = (
+    ROOT / "docs" / "console"
+    if os.environ.get("TOKENWARD_SCREENSHOTS") == "docs"
+    else Path(tempfile.gettempdir()) / "tokenward-console-screenshots"
+)
 PASSWORD = "correct horse battery staple"
 CHROMIUM_ARGS = [
     "--headless",
