@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from tests.server.harness import jwt_parts
-from tests.support.procfs import children, client_ports_by_pid, listeners, wait_for
+from tests.support.procfs import children, client_ports_by_pid, holds_sockets, listeners, wait_for
 from tests.support.tokenward_server import ServerProcess, TokenwardEnv, tokenward_server
 
 API = "https://api.example.com"
@@ -195,3 +195,14 @@ def test_a_second_stop_signal_does_not_wait_for_the_drain(
         server.proc.send_signal(signal.SIGTERM)
         server.proc.wait(timeout=15)
         assert time.monotonic() - started < 10
+
+
+def test_workers_stop_when_their_supervisor_is_killed(tw_env: TokenwardEnv) -> None:
+    """``kill -9`` of the supervisor leaves no orphan serving the port."""
+    with tokenward_server(tw_env, workers=2) as server:
+        workers = server.worker_pids()
+        server.proc.kill()
+        server.proc.wait()
+        wait_for(lambda: listeners(tw_env.port) == 0, timeout=10, what="the workers to stop")
+        wait_for(lambda: not any(holds_sockets(pid) for pid in workers), timeout=10, what="exit")
+        assert _refused(tw_env.port)
