@@ -100,7 +100,7 @@ CASES: list[tuple[OAuthError, int, dict[str, str], dict[str, str]]] = [
             "error": "temporarily_unavailable",
             "error_description": "the service is temporarily unavailable",
         },
-        {},
+        {"Retry-After": "1"},
     ),
     (ServerError(), 500, {"error": "server_error", "error_description": "internal error"}, {}),
 ]

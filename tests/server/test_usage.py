@@ -20,8 +20,11 @@ MINUTE = 1_800_000_000 // 60 * 60
 class Recorder:
     def __init__(self) -> None:
         self.batches: list[list[UsageCount]] = []
+        self.down = False
 
     async def add_usage(self, counts: Sequence[UsageCount]) -> None:
+        if self.down:
+            raise ConnectionRefusedError("database down")
         self.batches.append(list(counts))
 
     async def usage_series(self, since: int, *, client_id: str | None = None) -> list[UsageCount]:
@@ -72,6 +75,26 @@ async def test_a_batch_becomes_one_write_of_per_minute_counts() -> None:
     ]
     await sink([event("token.revoked", MINUTE, "reports")])
     assert len(store.batches) == 1  # nothing to count: no write
+
+
+async def test_counts_wait_for_the_database_to_come_back() -> None:
+    """During an outage the sink keeps its counts, merged, and writes them once it is back."""
+    store = Recorder()
+    sink = UsageSink(store, known=lambda cid: cid == "billing")
+    store.down = True
+    for second in range(3):
+        await sink([event("token.issued", MINUTE + second, "billing")])  # no exception
+    assert store.batches == []
+    store.down = False
+    await sink([event("token.failed", MINUTE + 3, "made-up")])
+    assert store.batches == [
+        [
+            UsageCount(MINUTE, UNKNOWN_CLIENT, "token.failed", 1),
+            UsageCount(MINUTE, "billing", "token.issued", 3),
+        ]
+    ]
+    await sink([event("token.issued", MINUTE + 4, "billing")])
+    assert store.batches[-1] == [UsageCount(MINUTE, "billing", "token.issued", 1)]
 
 
 def test_counts_fall_into_their_buckets() -> None:

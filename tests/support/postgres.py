@@ -280,10 +280,12 @@ class _Cluster:
         hba.write_text(_HBA)
         self._chown(hba)
 
-    def start(self) -> None:
+    def start(self, *, same_port: bool = False) -> None:
+        """Start the server: on a free port, or again on the one it had (``same_port``)."""
         # The port can be taken between free_port() and bind(); try a few.
         for attempt in range(3):
-            self.port = free_port()
+            if not (same_port and self.port):
+                self.port = free_port()
             options = [f"-k {self.root}", f"-p {self.port}"]
             options += [f"-c {key}={value}" for key, value in _SERVER_SETTINGS.items()]
             try:
@@ -307,7 +309,8 @@ class _Cluster:
                 )
                 return
             except PostgresStartError:
-                if attempt == 2 or "already in use" not in self.log.read_text(errors="replace"):
+                in_use = "already in use" in self.log.read_text(errors="replace")
+                if attempt == 2 or same_port or not in_use:
                     raise
 
     def stop(self) -> None:
@@ -334,7 +337,7 @@ class _Cluster:
 
 
 @contextlib.contextmanager
-def _local_server() -> Iterator[PostgresServer]:
+def _local_cluster() -> Iterator[tuple[_Cluster, PostgresServer]]:
     bindir = find_bindir()
     owner = _owner()
     root = Path(tempfile.mkdtemp(prefix="tokenward-pg-", dir=_base_tmpdir(owner)))
@@ -352,10 +355,39 @@ def _local_server() -> Iterator[PostgresServer]:
             )
         )
         server.create_database(SESSION_DATABASE)
-        yield server
+        yield cluster, server
     finally:
         cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _local_server() -> Iterator[PostgresServer]:
+    with _local_cluster() as (_, server):
+        yield server
+
+
+@dataclass
+class StoppablePostgres:
+    """A cluster of one test's own, which it may stop (like a crash: ``pg_ctl stop -m
+    immediate``, every connection cut) and start again on the same port."""
+
+    server: PostgresServer
+    _cluster: _Cluster
+
+    def stop(self) -> None:
+        self._cluster.stop()
+
+    def start(self) -> None:
+        self._cluster.start(same_port=True)
+
+
+@contextlib.contextmanager
+def stoppable_postgres() -> Iterator[StoppablePostgres]:
+    """A private PostgreSQL server for fault tests (never the one in the environment: a test
+    must not stop a server others use). Raises like `postgres_server`."""
+    with _local_cluster() as (cluster, server):
+        yield StoppablePostgres(server, cluster)
 
 
 @contextlib.contextmanager

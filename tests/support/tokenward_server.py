@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from tests.support.live import free_port
+from tests.support.procfs import children, listeners, wait_for
 
 
 @dataclass
@@ -129,9 +130,10 @@ class LoggedProcess:
 
 
 class ServerProcess(LoggedProcess):
-    """``tokenward serve`` on the environment's port."""
+    """``tokenward serve`` on the environment's port; started once ``ready_path`` answers 200
+    (``/livez`` for a server that cannot be ready yet, its database being down)."""
 
-    def __init__(self, env: TokenwardEnv, *, workers: int = 1) -> None:
+    def __init__(self, env: TokenwardEnv, *, workers: int = 1, ready_path: str = "/readyz") -> None:
         self.env = env
         super().__init__(
             [
@@ -148,9 +150,21 @@ class ServerProcess(LoggedProcess):
             cwd=env.home,
             log_path=env.home / f"server-{env.port}.log",
             url=f"http://127.0.0.1:{env.port}",
-            ready_path="/healthz",
+            ready_path=ready_path,
             name="tokenward serve",
         )
+        self.workers = workers
+        try:
+            # Ready once every worker listens: one answering is not enough for tests that
+            # count on the kernel spreading connections over all of them.
+            wait_for(lambda: listeners(env.port) >= workers, timeout=30, what="all workers")
+        except BaseException:
+            self.stop()
+            raise
+
+    def worker_pids(self) -> list[int]:
+        """The worker processes (``--workers 1``: the server process itself)."""
+        return children(self.proc.pid) if self.workers > 1 else [self.proc.pid]
 
 
 @contextlib.contextmanager

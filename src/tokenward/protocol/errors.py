@@ -14,6 +14,7 @@ import re
 from typing import ClassVar
 
 __all__ = [
+    "RETRY_AFTER_SECONDS",
     "AccessDenied",
     "InvalidClient",
     "InvalidRequest",
@@ -28,6 +29,9 @@ __all__ = [
     "UnsupportedTokenType",
     "safe_description",
 ]
+
+#: ``Retry-After`` of a 503: short, so a client is served soon after the database returns.
+RETRY_AFTER_SECONDS = 1
 
 _UNSAFE = re.compile(r"[^\x20\x21\x23-\x5B\x5D-\x7E]")
 
@@ -130,9 +134,22 @@ class SlowDown(OAuthError):
 
 
 class TemporarilyUnavailable(OAuthError):
+    """A dependency (the database, a signing key) is away for now: 503 with ``Retry-After``
+    (RFC 9110 §15.6.4: the server "MAY send a Retry-After header field" to suggest how long
+    the client should wait; tokenward always does, so clients back off instead of hammering)."""
+
     error = "temporarily_unavailable"
     status = 503
     default_description = "the service is temporarily unavailable"
+
+    def __init__(
+        self, *, reason: str | None = None, retry_after: int = RETRY_AFTER_SECONDS
+    ) -> None:
+        super().__init__(None, reason=reason)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class ServerError(OAuthError):

@@ -6,10 +6,11 @@ Starlette (the token endpoint is the hot path); discovery, JWKS and health are S
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,15 +19,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
 
+from tokenward.protocol.errors import TemporarilyUnavailable
 from tokenward.server.admin.api import admin_api
 from tokenward.server.admin.console import console_routes
 from tokenward.server.composition import Server, build_server, prepare_database
 from tokenward.server.events import configure_logging
 from tokenward.server.http.post import PostHandler
+from tokenward.server.http.rendering import error_response
 from tokenward.server.http.routes import protocol_routes
 from tokenward.server.settings import Settings
 
-__all__ = ["TokenwardApp", "create_app", "wrap"]
+__all__ = ["TokenwardApp", "check_settings", "create_app", "wrap"]
 
 log = logging.getLogger("tokenward")
 
@@ -63,7 +66,27 @@ class TokenwardApp:
             if handler is not None:
                 await handler(scope, receive, send)
                 return
+            await _route(self.inner, scope, receive, send)
+            return
         await self.inner(scope, receive, send)
+
+
+async def _route(inner: Starlette, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A Starlette route; one cut short by a stopping worker's drain time before it answered
+    gets a 503 with ``Retry-After`` (as the raw handlers do) rather than uvicorn's 500."""
+    started = False
+
+    async def tracked(message: MutableMapping[str, Any]) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await inner(scope, receive, tracked)
+    except asyncio.CancelledError:
+        if started:
+            raise
+        await error_response(send, TemporarilyUnavailable(reason="server stopping"))
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -103,7 +126,6 @@ def wrap(server: Server) -> TokenwardApp:
         server.settings,
         registry=server.registry,
         keyring=server.keyring,
-        store=server.stores.registry,
         auth_methods=server.auth_methods,
     )
     if server.settings.console_enabled:
@@ -125,6 +147,13 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
     settings = settings or Settings()
     if configure_logs:
         configure_logging(level=settings.log_level, fmt=settings.log_format)
+    check_settings(settings)
+    prepare_database(settings)
+    return wrap(build_server(settings))
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse a plain-http issuer off loopback (``ValueError``); warn about one on loopback."""
     settings.check_transport()
     if settings.insecure_issuer:
         log.warning(
@@ -132,5 +161,3 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             "requires TLS)",
             settings.issuer,
         )
-    prepare_database(settings)
-    return wrap(build_server(settings))

@@ -5,7 +5,9 @@ version (``registry_state.version``, bumped by every change in the same transact
 worker checks that one integer every ``cache_refresh_seconds`` (the runtime's poll loop) and
 reloads when it moved: the bound on how long a disabled client or a revoked secret keeps
 working. A client id the snapshot does not know triggers an immediate (rate-limited) check, so
-a client created a moment ago on another instance works at once.
+a client created a moment ago on another instance works at once. Until the first load (a
+worker that started while the database was away) every client is unknown, so the token path
+answers 503 ``temporarily_unavailable`` until the database returns.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from tokenward.protocol.model import Client, Registry
 from tokenward.server.clock import Clock
 from tokenward.server.keys import KeyRing
-from tokenward.server.stores import KeyStore, RegistryStore
+from tokenward.server.stores import KeyStore, RegistryStore, or_unavailable
 
 __all__ = ["UNKNOWN_ID_CHECK_INTERVAL", "RegistryCache"]
 
@@ -35,6 +37,7 @@ class RegistryCache:
         self.registry = Registry.build([], [])
         self._lock = asyncio.Lock()
         self._last_check = 0.0
+        self._check_failed = False
         self.loaded = False
 
     @property
@@ -61,13 +64,17 @@ class RegistryCache:
         arrived = time.monotonic()
         async with self._lock:
             if self._last_check >= arrived:
+                if self._check_failed:
+                    raise ConnectionError("the latest registry check failed")
                 return
             wait = self._last_check + min_interval - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
             self._last_check = time.monotonic()
-            if await self._store.version() != self.registry.version:
+            self._check_failed = True
+            if not self.loaded or await self._store.version() != self.registry.version:
                 await self.load()
+            self._check_failed = False
 
     async def changed(self) -> None:
         """This process changed the registry (an admin operation): see it now. A no-op in a
@@ -81,10 +88,22 @@ class RegistryCache:
         client = self.registry.clients.get(client_id)
         if client is None:
             # A client created a moment ago on another instance: check the version now rather
-            # than waiting for the next poll (rate-limited, so unknown ids cost little).
-            await self.refresh_if_changed(min_interval=UNKNOWN_ID_CHECK_INTERVAL)
+            # than waiting for the next poll (rate-limited, so unknown ids cost little). When
+            # the database is away that check fails: 503, as for any store failure.
+            await or_unavailable(
+                self.refresh_if_changed(min_interval=UNKNOWN_ID_CHECK_INTERVAL), "registry"
+            )
             client = self.registry.clients.get(client_id)
         return client
+
+    def signing_algorithms(self) -> list[str]:
+        """The algorithms with an active key, now."""
+        states = self.keyring.states(int(self._clock()))
+        return sorted({s.alg for s in states if s.state == "active"})
+
+    def can_sign(self, alg: str) -> bool:
+        """Keys and registry are loaded and ``alg`` has an active key: tokens can be issued."""
+        return self.loaded and self.keyring.signer(alg, int(self._clock())) is not None
 
     def algorithms(self, default: str) -> set[str]:
         """Every signing algorithm in use: the server default and each API's."""

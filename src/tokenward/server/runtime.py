@@ -11,6 +11,10 @@
   are deleted.
 
 A new background task is one more ``_every(...)`` line in :meth:`Runtime.start`.
+
+When the database is away none of this stops the process: loading at start is retried in the
+background, and a failing loop reports to the store health tracker (``stores.store_health``:
+one log line when the database goes away, one when it returns) and runs again next time.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from tokenward.server.assertions import ClientAssertions
@@ -28,12 +33,26 @@ from tokenward.server.keys import ensure_keys
 from tokenward.server.registry_cache import RegistryCache
 from tokenward.server.secrets import KeyEncryptor
 from tokenward.server.settings import Settings
-from tokenward.server.stores import KeyStore, OperatorStore, TokenStore, UsageStore
+from tokenward.server.stores import (
+    KeyStore,
+    OperatorStore,
+    TokenStore,
+    UsageStore,
+    store_health,
+)
 
 __all__ = ["LAST_USED_FLUSH_SECONDS", "Runtime"]
 
 log = logging.getLogger("tokenward.runtime")
 LAST_USED_FLUSH_SECONDS = 30
+#: How long start-up waits for the first load before serving anyway (a database that hangs
+#: rather than refusing must not keep a worker from answering ``/livez``).
+FIRST_LOAD_WAIT_SECONDS = 10.0
+#: Loading keys and registry at start is retried after 0.5 s, 1 s, then every 2 s.
+LOAD_RETRY_FIRST_SECONDS = 0.5
+LOAD_RETRY_MAX_SECONDS = 2.0
+#: Longest wait for the "last used" stamps to be written when the process stops.
+STOP_FLUSH_SECONDS = 5.0
 
 
 class Runtime:
@@ -71,11 +90,17 @@ class Runtime:
         await self._registry.load()
 
     async def start(self) -> None:
-        """Prepare, then start the loops."""
-        await self.prepare()
+        """Prepare, then start the loops. A process whose database is away starts anyway:
+        loading is retried in the background until it succeeds, and until then whatever needs
+        keys or registry answers 503 (``/readyz`` says so)."""
+        first = asyncio.create_task(self._try_prepare(), name="tokenward load")
+        done, _ = await asyncio.wait({first}, timeout=FIRST_LOAD_WAIT_SECONDS)
+        if first not in done or not first.result():
+            retry = self._prepare_until_done(first)
+            self._tasks.append(asyncio.create_task(retry, name="tokenward load retry"))
         settings = self._settings
         self._every(settings.cache_refresh_seconds, self._registry.refresh_if_changed, "refresh")
-        self._every(1.0, self._audit.flush, "audit flush")
+        self._every(1.0, self._audit.flush, "audit flush", store=False)
         self._every(LAST_USED_FLUSH_SECONDS, self.flush_last_used, "last-used stamps")
         self._every(60.0, self.upkeep_keys, "key upkeep")
         self._every(settings.opaque_token_purge_seconds, self.purge, "purge")
@@ -92,16 +117,46 @@ class Runtime:
         await self._assertions.aclose()
         await self._audit.flush()
         with contextlib.suppress(Exception):
-            await self.flush_last_used()
+            # Bounded: a database that hangs must not hold the process's exit.
+            await asyncio.wait_for(self.flush_last_used(), STOP_FLUSH_SECONDS)
 
-    def _every(self, seconds: float, work: Callable[[], Awaitable[object]], what: str) -> None:
+    async def _try_prepare(self) -> bool:
+        try:
+            await store_health.observe(self.prepare(), "loading keys and registry")
+        except Exception:
+            return False
+        return True
+
+    async def _prepare_until_done(self, first: asyncio.Task[bool]) -> None:
+        """Wait for the first attempt, then retry loading keys and registry, backing off up to
+        ``LOAD_RETRY_MAX_SECONDS``, until it succeeds."""
+        started, delay = time.monotonic(), LOAD_RETRY_FIRST_SECONDS
+        loaded = await first
+        while not loaded:
+            await asyncio.sleep(delay)
+            loaded = await self._try_prepare()
+            delay = min(delay * 2, LOAD_RETRY_MAX_SECONDS)
+        log.warning("keys and registry loaded, %.1f s after start", time.monotonic() - started)
+
+    def _every(
+        self,
+        seconds: float,
+        work: Callable[[], Awaitable[object]],
+        what: str,
+        *,
+        store: bool = True,
+    ) -> None:
+        """Run ``work`` every ``seconds``. A failure of a ``store`` loop goes to the store
+        health tracker (one log line per outage); any other failure is logged in full."""
+
         async def loop() -> None:
             while True:
                 await asyncio.sleep(seconds)
                 try:
-                    await work()
+                    await (store_health.observe(work(), what) if store else work())
                 except Exception:
-                    log.exception("%s failed", what)
+                    if not store:
+                        log.exception("%s failed", what)
 
         self._tasks.append(asyncio.create_task(loop(), name=f"tokenward {what}"))
 

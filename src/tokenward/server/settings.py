@@ -177,6 +177,16 @@ class Settings(BaseSettings):
         description="Where `tokenward serve` writes the first admin client's credentials (mode "
         "0600) when it has no terminal to print them on; read them, then delete the file.",
     )
+    # -- processes --
+    shutdown_drain_seconds: int = Field(
+        10,
+        ge=0,
+        le=3600,
+        description="On SIGTERM each worker stops accepting connections at once, lets in-flight "
+        "requests finish for up to this long, then closes the rest and flushes the audit buffer "
+        "and the secrets' last-used stamps. Keep it below the orchestrator's grace period "
+        "(Kubernetes `terminationGracePeriodSeconds`, 30 s by default).",
+    )
 
     @field_validator("issuer")
     @classmethod

@@ -17,11 +17,17 @@ reader can see at a glance what a component touches:
   server-side sessions (each account change written with its audit record);
 * :class:`UsageStore`: per-minute token counts per client, added in one batch per audit flush
   by the usage-statistics sink (``server/usage.py``), read by the console's overview.
+
+:data:`store_health` (a :class:`StoreHealth`) is this process's view of its database: every
+store operation on a request's path (:func:`or_unavailable`) and every background loop reports
+to it; it logs one line when the database goes away and one when it returns, and ``/readyz``
+reports it.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -45,11 +51,14 @@ __all__ = [
     "RegistryStore",
     "ReplayStore",
     "SessionRow",
+    "StoreHealth",
     "Stores",
     "TokenStore",
     "UsageCount",
     "UsageStore",
+    "describe_failure",
     "or_unavailable",
+    "store_health",
 ]
 
 log = logging.getLogger("tokenward.stores")
@@ -64,13 +73,85 @@ class ConflictError(ValueError):
     """The change conflicts with what is stored (a duplicate name or id). Safe text."""
 
 
+class StoreHealth:
+    """Whether this process reaches its database, as the latest store operation found.
+
+    Fed by :func:`or_unavailable` (the request path) and the runtime's loops; read by
+    ``/readyz``. It logs one line when the database goes away and one when it returns, rather
+    than a traceback per refused request. There is one per process (``store_health``): a
+    process talks to one database, and the components that report to it need no wiring.
+    """
+
+    def __init__(self, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._monotonic = monotonic
+        self.reachable = True
+        self.changed_at = monotonic()
+        self.failures = 0  # failed operations since the database went away
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        """A store operation failed: the first failure of an outage is logged, the rest not."""
+        self.failures += 1
+        if not self.reachable:
+            log.debug(
+                "%s failed while the database is unreachable: %s", what, describe_failure(exc)
+            )
+            return
+        self.reachable = False
+        self.changed_at = self._monotonic()
+        log.warning(
+            "database unreachable (%s failed: %s): known clients get tokens from the cache; "
+            "what needs the database answers 503 until it returns",
+            what,
+            describe_failure(exc),
+            extra={"store": "unreachable"},
+        )
+
+    def succeeded(self) -> None:
+        if self.reachable:
+            return
+        down = self._monotonic() - self.changed_at
+        log.warning(
+            "database reachable again after %.1f s (%d operations failed meanwhile)",
+            down,
+            self.failures,
+            extra={"store": "reachable"},
+        )
+        self.reachable = True
+        self.changed_at = self._monotonic()
+        self.failures = 0
+
+    async def observe(self, operation: Awaitable[T], what: str) -> T:
+        """Await ``operation``, recording whether the store answered; re-raises its failure."""
+        try:
+            result = await operation
+        except Exception as exc:
+            self.failed(what, exc)
+            raise
+        self.succeeded()
+        return result
+
+    def seconds_in_state(self) -> float:
+        return self._monotonic() - self.changed_at
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One short line naming a store failure: the driver's error when SQLAlchemy wraps one
+    (its first line only: the rest names the statement and parameters)."""
+    cause = getattr(exc, "orig", None) or exc
+    text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return f"{type(cause).__name__}: {text[:200]}" if text else type(cause).__name__
+
+
+#: This process's view of its database.
+store_health = StoreHealth()
+
+
 async def or_unavailable(operation: Awaitable[T], what: str = "token store") -> T:
     """Await a store operation on a request's path: a store failure is a 503
-    ``temporarily_unavailable``, never a guess and never a 500."""
+    ``temporarily_unavailable`` with ``Retry-After``, never a guess and never a 500."""
     try:
-        return await operation
+        return await store_health.observe(operation, what)
     except Exception:
-        log.exception("%s unavailable", what)
         raise TemporarilyUnavailable(reason=f"{what} unavailable") from None
 
 

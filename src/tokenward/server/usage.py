@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tokenward.server.stores import UsageCount, UsageStore
+from tokenward.server.stores import UsageCount, UsageStore, store_health
 
 __all__ = ["NO_CLIENT", "UNKNOWN_CLIENT", "UsageSink"]
 
@@ -34,6 +34,7 @@ class UsageSink:
     def __init__(self, store: UsageStore, *, known: Callable[[str], bool]) -> None:
         self._store = store
         self._known = known
+        self._pending: Counter[tuple[int, str, str]] = Counter()
 
     def _client(self, client_id: object) -> str:
         if not isinstance(client_id, str) or not client_id:
@@ -55,6 +56,16 @@ class UsageSink:
         return [UsageCount(m, c, e, n) for (m, c, e), n in sorted(merged.items())]
 
     async def __call__(self, events: Sequence[dict[str, Any]]) -> None:
-        counts = self.count(events)
-        if counts:
-            await self._store.add_usage(counts)
+        for count in self.count(events):
+            self._pending[(count.minute, count.client_id, count.event)] += count.count
+        if not self._pending:
+            return
+        batch = [UsageCount(m, c, e, n) for (m, c, e), n in sorted(self._pending.items())]
+        try:
+            await store_health.observe(self._store.add_usage(batch), "usage statistics")
+        except Exception:
+            # The database is away: keep the counts (merged, so one row per minute, client and
+            # outcome however long it lasts) and write them with the next batch. Logged once
+            # per outage by the store health tracker, not once a second.
+            return
+        self._pending.clear()

@@ -4,6 +4,7 @@ its first client, whose secret is shown once and never written to the server's l
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import pty
@@ -24,7 +25,7 @@ from tests.server.harness import make_settings
 from tests.support.inprocess import in_process
 from tests.support.tokenward_server import TokenwardEnv, tokenward_server
 from tokenward.server.cli.serve import _first_start
-from tokenward.server.composition import prepare_database
+from tokenward.server.composition import load_server_secrets, prepare_database
 
 
 def _works(env: TokenwardEnv, url: str, client_id: str, secret: str) -> None:
@@ -122,7 +123,8 @@ async def test_the_admin_api_can_be_turned_off(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, admin_api=False)
     prepare_database(settings)
     # tokenward serve's first start (it runs its own event loop) creates nothing.
-    assert await anyio.to_thread.run_sync(_first_start, settings) is None
+    first_start = functools.partial(_first_start, settings, load_server_secrets(settings))
+    assert await anyio.to_thread.run_sync(first_start) is None
     async with in_process(settings, loops=False) as tw:
         assert (await tw.http.get("/admin/api/openapi.json")).status_code == 404
         assert await tw.admin.list_apis() == []
@@ -136,3 +138,18 @@ def test_init_after_the_admin_clients_are_gone_creates_another(tw_env: Tokenward
     assert setup["created"]["client"]["client_id"] == "tokenward-admin"
     assert setup["created"]["secret"]["client_secret"] != first
     assert setup["admin_clients"] == ["tokenward-admin"]
+
+
+def test_an_instance_with_another_issuer_on_the_same_database_is_one_line(
+    tw_env: TokenwardEnv,
+) -> None:
+    """Instances of one deployment share the issuer; one that does not is told so, exit 2."""
+    tw_env.cli("init")
+    other = tw_env.cli("init", check=False, env={"TOKENWARD_ISSUER": "http://127.0.0.1:1"})
+    assert other.returncode == 2
+    assert "Traceback" not in other.stderr
+    assert other.stderr.strip().splitlines()[-1:] == [
+        "error: TOKENWARD_ISSUER: the admin API scopes on this database belong to another "
+        "issuer's admin API, not http://127.0.0.1:1/admin/api; every instance on one database "
+        "must have the same issuer"
+    ]

@@ -20,6 +20,7 @@ __all__ = [
     "ADMIN_READ_SCOPE",
     "ADMIN_SCOPE",
     "FIRST_CLIENT_ID",
+    "IssuerMismatch",
     "admin_audience",
     "set_up_admin_api",
 ]
@@ -31,6 +32,10 @@ _DESCRIPTIONS = {
     ADMIN_SCOPE: "Read and change everything through the admin REST API",
     ADMIN_READ_SCOPE: "Read everything through the admin REST API (never a secret)",
 }
+
+
+class IssuerMismatch(ValueError):
+    """Another issuer's admin API holds the admin scopes: instances disagree on the issuer."""
 
 
 def admin_audience(issuer: str) -> str:
@@ -51,7 +56,14 @@ async def _admin_api(admin: Admin, identifier: str, actor: str) -> ApiView:
         try:
             return await admin.create_api(spec, actor=actor)
         except Conflict:  # another instance, starting at the same moment, created it
-            return await admin.get_api(identifier)
+            try:
+                return await admin.get_api(identifier)
+            except NotFound:  # no: its scopes belong to an API of another issuer
+                raise IssuerMismatch(
+                    f"TOKENWARD_ISSUER: the admin API scopes on this database belong to "
+                    f"another issuer's admin API, not {identifier}; every instance on one "
+                    f"database must have the same issuer"
+                ) from None
     missing = sorted(set(_DESCRIPTIONS) - set(api.scopes))
     if missing:
         return await admin.update_api(identifier, ApiUpdate(add_scopes=missing), actor=actor)

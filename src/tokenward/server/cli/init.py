@@ -14,9 +14,14 @@ from pathlib import Path
 
 import typer
 
-from tokenward.server.admin.bootstrap import ADMIN_READ_SCOPE, ADMIN_SCOPE, set_up_admin_api
+from tokenward.server.admin.bootstrap import (
+    ADMIN_READ_SCOPE,
+    ADMIN_SCOPE,
+    IssuerMismatch,
+    set_up_admin_api,
+)
 from tokenward.server.admin.views import AdminApiSetup, NewSecretView
-from tokenward.server.cli.common import ACTOR, JsonOpt, emit, run_admin
+from tokenward.server.cli.common import ACTOR, JsonOpt, emit, fail, run_admin
 from tokenward.server.settings import Settings
 
 __all__ = ["credential_lines", "hand_over", "init_app", "setup_lines"]
@@ -64,7 +69,10 @@ def init(as_json: JsonOpt = False) -> None:
     tokenward:admin:read) and, if no client holds tokenward:admin, create one and print its
     secret once."""
     issuer = Settings().issuer
-    setup = run_admin(lambda admin: set_up_admin_api(admin, issuer=issuer, actor=ACTOR))
+    try:
+        setup = run_admin(lambda admin: set_up_admin_api(admin, issuer=issuer, actor=ACTOR))
+    except IssuerMismatch as exc:
+        raise fail(str(exc), 2) from None
     emit(setup, as_json, setup_lines(setup))
 
 

@@ -3,17 +3,24 @@
 Steps: POST only (RFC 6749 §3.2, RFC 7662 §2.1, RFC 7009 §2.1); the transport rules of
 ``transport.read_params``; the endpoint's own steps; then one of three answers: the endpoint's
 JSON body with 200, the RFC 6749 §5.2 error the endpoint raised (audited with the client id
-and method the request presented), or a 500 ``server_error`` for a bug (logged, never shown).
+and method the request presented), a 503 when a stopping worker's drain time cuts the request
+short, or a 500 ``server_error`` for a bug (logged, never shown).
 Every answer carries ``Cache-Control: no-store`` (``rendering.NO_STORE``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Mapping
 from typing import Any, Protocol
 
-from tokenward.protocol.errors import InvalidRequest, OAuthError, ServerError
+from tokenward.protocol.errors import (
+    InvalidRequest,
+    OAuthError,
+    ServerError,
+    TemporarilyUnavailable,
+)
 from tokenward.server.clock import Clock
 from tokenward.server.events import AuditBuffer
 from tokenward.server.exchange import Exchange
@@ -57,6 +64,13 @@ class PostHandler:
         except OAuthError as error:
             self._failed(exchange, error)
             await error_response(send, error)
+            return
+        except asyncio.CancelledError:
+            # The drain time of a stopping worker ran out (docs/operations.md): the client may
+            # retry elsewhere, which uvicorn's plain 500 would not tell it.
+            stopping = TemporarilyUnavailable(reason="server stopping")
+            self._failed(exchange, stopping)
+            await error_response(send, stopping)
             return
         except Exception:
             log.exception("%s endpoint failed", self.endpoint.name)
