@@ -23,7 +23,7 @@ SERVER_COMMANDS: dict[str, str] = {
     "migrate": "Upgrade the database schema.",
     "apis": "APIs (resource servers) and their scopes.",
     "clients": "Clients, their scopes and secrets.",
-    "keys": "Signing keys: list, rotate.",
+    "keys": "Signing keys: list, rotate, retire, delete.",
     "audit": "The audit trail of administrative changes.",
 }
 #: name -> (module, attribute, one-line help): commands of the base install.

@@ -131,6 +131,11 @@ class KeyStore(Protocol):
 
     async def delete_keys(self, kids: Iterable[str]) -> None: ...
 
+    async def set_key_activation(self, kid: str, activates_at: int) -> None:
+        """Move a key's activation time (a ``next`` key brought forward when the active key
+        is retired). Raises :class:`NotFoundError` for an unknown ``kid``."""
+        ...
+
 
 class TokenStore(Protocol):
     async def store_opaque(

@@ -42,7 +42,7 @@ from tokenward.server.admin.views import (
 )
 from tokenward.server.client_keys import check_jwks_uri
 from tokenward.server.clock import Clock
-from tokenward.server.keys import key_states, rotate
+from tokenward.server.keys import KeyState, key_states, rotate
 from tokenward.server.secrets import (
     ServerSecrets,
     generate_client_secret,
@@ -491,6 +491,71 @@ class Admin:
         )
         await self._after_change()
         return next(k for k in await self.list_keys() if k.kid == row.kid)
+
+    async def _key_state(self, kid: str) -> KeyState:
+        rows = await self._keys.list_keys()
+        states = key_states(rows, now=self._now(), max_token_ttl=self._settings.max_token_ttl)
+        found = next((s for s in states if s.kid == kid), None)
+        if found is None:
+            raise NotFound(f"key {kid} not found")
+        return found
+
+    async def retire_key(self, kid: str, *, actor: str) -> KeyView:
+        """Stop signing with key ``kid`` now (e.g. it may be compromised). A successor signs at
+        once: the ``next`` key of its algorithm, brought forward, or a new key. The retired key
+        stays published until every token it signed has expired. Retiring a retired key
+        changes nothing."""
+        state = await self._key_state(kid)
+        if state.state == "retired":
+            return KeyView.of(state)
+        if state.state == "next":
+            raise Conflict(f"key {kid} has not signed anything yet (next): delete it instead")
+        successor = await self._successor(state.alg)
+        await self._audit.add_audit(
+            [self._record("key.retired", actor, kid=kid, alg=state.alg, successor=successor)]
+        )
+        await self._after_change()
+        return KeyView.of(await self._key_state(kid))
+
+    async def _successor(self, alg: str) -> str:
+        """The kid that signs ``alg`` from now on: the earliest ``next`` key, or a new one."""
+        now = self._now()
+        rows = await self._keys.list_keys()
+        states = key_states(rows, now=now, max_token_ttl=self._settings.max_token_ttl)
+        upcoming = sorted(
+            (s for s in states if s.alg == alg and s.state == "next"),
+            key=lambda s: s.activates_at,
+        )
+        if upcoming:
+            with _translated(f"key {upcoming[0].kid}"):
+                await self._keys.set_key_activation(upcoming[0].kid, now)
+            return upcoming[0].kid
+        row = await rotate(self._keys, self._secrets.encryptor, alg=alg, now=now, activates_at=now)
+        if row is None:
+            raise Conflict("a concurrent rotation created this key generation; retry")
+        return row.kid
+
+    async def delete_key(self, kid: str, *, force: bool = False, actor: str) -> None:
+        """Remove key ``kid`` from the JWKS and the database. An active key must be retired
+        first; a retired key whose tokens may still be valid is kept unless ``force`` (a
+        compromised key: its tokens stop verifying once verifiers refresh their JWKS)."""
+        state = await self._key_state(kid)
+        if state.state == "active":
+            raise Conflict(f"key {kid} is signing (active): retire it first")
+        live_until = state.removable_at
+        if live_until is not None and live_until > self._now() and not force:
+            until = timestamp(live_until)
+            assert until is not None
+            raise Conflict(
+                f"key {kid} signed tokens that may be valid until "
+                f"{until.isoformat().replace('+00:00', 'Z')}; deleting it now makes them fail "
+                "verification: force it only if the key is compromised"
+            )
+        await self._keys.delete_keys([kid])
+        await self._audit.add_audit(
+            [self._record("key.deleted", actor, kid=kid, alg=state.alg, forced=force)]
+        )
+        await self._after_change()
 
     # -- audit --------------------------------------------------------------------------------
 

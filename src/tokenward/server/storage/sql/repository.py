@@ -428,6 +428,17 @@ class Repository:
             await conn.execute(sa.delete(t.signing_keys).where(t.signing_keys.c.kid.in_(kids)))
             await self._bump(conn)
 
+    async def set_key_activation(self, kid: str, activates_at: int) -> None:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.update(t.signing_keys)
+                .where(t.signing_keys.c.kid == kid)
+                .values(activates_at=activates_at)
+            )
+            if result.rowcount == 0:
+                raise NotFoundError(kid)
+            await self._bump(conn)
+
     # -- token lifecycle: replay store, revocations, opaque tokens -----------------------------
 
     async def use_assertion(self, client_id: str, jti: str, *, expires_at: int) -> bool:
