@@ -40,6 +40,7 @@ class TokenwardEnv:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENWARD_")}
         env.update(
             {
+                "TOKENWARD_HOME": str(self.home),
                 "TOKENWARD_DATABASE_URL": self.database_url or f"sqlite:///{self.home}/tw.db",
                 "TOKENWARD_ISSUER": self.issuer,
                 "TOKENWARD_SECRETS_FILE": str(self.home / "secrets.json"),

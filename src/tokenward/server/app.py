@@ -16,11 +16,12 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tokenward.server.composition import Server, build_server, prepare_database
+from tokenward.server.composition import Server, build_server
 from tokenward.server.events import configure_logging
 from tokenward.server.http.post import PostHandler
 from tokenward.server.http.routes import protocol_routes
-from tokenward.server.settings import Settings
+from tokenward.server.preflight import preflight
+from tokenward.server.settings import Settings, load_settings
 
 __all__ = ["TokenwardApp", "create_app", "wrap"]
 
@@ -100,8 +101,10 @@ def wrap(server: Server) -> TokenwardApp:
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> TokenwardApp:
-    """Build the application. Settings default to the environment (``TOKENWARD_*``)."""
-    settings = settings or Settings()
+    """Build the application. Settings default to the environment (``TOKENWARD_*``). The
+    start-up checks (``server/preflight.py``) run first: a database that cannot be reached or
+    secrets that do not match it raise :class:`ConfigError` before anything is served."""
+    settings = settings or load_settings()
     if configure_logs:
         configure_logging(level=settings.log_level, fmt=settings.log_format)
     settings.check_transport()
@@ -111,5 +114,5 @@ def create_app(settings: Settings | None = None, *, configure_logs: bool = True)
             "requires TLS)",
             settings.issuer,
         )
-    prepare_database(settings)
-    return wrap(build_server(settings))
+    checked = preflight(settings, writes=True)
+    return wrap(build_server(settings, server_secrets=checked.secrets))

@@ -13,8 +13,9 @@ from pydantic import BaseModel, ValidationError
 
 from tokenward.server.admin import Admin, AdminError, NotFound
 from tokenward.server.admin.schemas import describe
-from tokenward.server.composition import build_server, prepare_database
-from tokenward.server.settings import Settings
+from tokenward.server.composition import build_server
+from tokenward.server.preflight import preflight
+from tokenward.server.settings import load_settings
 
 __all__ = ["ACTOR", "JsonOpt", "emit", "fail", "group", "parse", "run_admin", "when"]
 
@@ -50,12 +51,17 @@ def parse(model: type[M], **values: Any) -> M:
 
 
 def run_admin(work: Callable[[Admin], Awaitable[T]], *, writes: bool = True) -> T:
-    """Run one admin operation against the configured database. Read-only commands
-    (``writes=False``) never migrate it."""
-    settings = Settings()
-    if writes:
-        prepare_database(settings)
-    server = build_server(settings)
+    """Run one admin operation against the configured database, after the start-up checks
+    (``server/preflight.py``). Read-only commands (``writes=False``) never migrate it."""
+    settings = load_settings()
+    checked = preflight(settings, writes=writes)
+    if checked.created_database:
+        typer.echo(
+            f"note: created a new database at {checked.state.location} "
+            f"(TOKENWARD_HOME={settings.home_dir})",
+            err=True,
+        )
+    server = build_server(settings, server_secrets=checked.secrets)
 
     async def go() -> T:
         try:
