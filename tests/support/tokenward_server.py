@@ -52,13 +52,18 @@ class TokenwardEnv:
         return env
 
     def cli(
-        self, *args: str, check: bool = True, env: Mapping[str, str] | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``tokenward ARGS`` as a user would (``env``: extra variables)."""
+        """Run ``tokenward ARGS`` as a user would (``env``: extra variables; ``cwd``: another
+        working directory than the home)."""
         proc = subprocess.run(
             [sys.executable, "-m", "tokenward", *args],
             env={**self.environ(), **(env or {})},
-            cwd=self.home,
+            cwd=cwd or self.home,
             capture_output=True,
             text=True,
             timeout=60,

@@ -189,7 +189,10 @@ class AdminStore(Protocol):
         remove_scopes: Iterable[str],
         values: Mapping[str, Any],
         audit: AuditRecord,
-    ) -> None: ...
+        descriptions: Mapping[str, str] | None = None,
+    ) -> None:
+        """``descriptions``: of added scopes, and replacing those of existing ones."""
+        ...
 
     async def delete_api(self, identifier: str, *, audit: AuditRecord) -> None: ...
 

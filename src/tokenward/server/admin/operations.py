@@ -11,6 +11,7 @@ that made the change refreshes at once (``changed``).
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import secrets
 import uuid
@@ -180,6 +181,7 @@ class Admin:
             raise Invalid("token_format: an API always has a token format (jwt or opaque)")
         if "signing_alg" in values and values["signing_alg"] is None:
             values.pop("signing_alg")
+        await self._check_descriptions(identifier, changes)
         record = self._record(
             "api.updated",
             actor,
@@ -193,11 +195,26 @@ class Admin:
                 remove_scopes=changes.remove_scopes,
                 values=values,
                 audit=record,
+                descriptions=changes.scope_descriptions,
             )
         if changes.signing_alg:
             await self.ensure_key(changes.signing_alg)
         await self._after_change()
         return await self.get_api(identifier)
+
+    async def _check_descriptions(self, identifier: str, changes: ApiUpdate) -> None:
+        if changes.scope_descriptions is None:
+            return
+        with _translated(f"API {identifier}"):
+            current = (await self._store.get_api(identifier)).scopes
+        after = (set(current) | set(changes.add_scopes)) - set(changes.remove_scopes)
+        unknown = sorted(set(changes.scope_descriptions) - after)
+        if unknown:
+            raise Invalid(f"a description names a scope the API does not define: {unknown[0]}")
+
+    async def scope_descriptions(self) -> dict[str, str]:
+        """Every scope's description ("" when it has none), by scope name."""
+        return await self._store.scope_descriptions()
 
     async def delete_api(self, identifier: str, *, actor: str) -> None:
         record = self._record("api.deleted", actor, identifier=identifier)
@@ -302,6 +319,12 @@ class Admin:
             client=await self.get_client(client.client_id),
             secret=self._secret_view(client.client_id, *new) if new else None,
         )
+
+    async def client_jwks(self, client_id: str) -> dict[str, Any] | None:
+        """The public keys registered inline for a private_key_jwt client (not secrets: what
+        ``tokenward export`` writes)."""
+        client = await self._client(client_id)
+        return None if client.jwks is None else dict(client.jwks)
 
     async def update_client(
         self, client_id: str, changes: ClientUpdate, *, actor: str
@@ -428,6 +451,20 @@ class Admin:
             expires_at=timestamp(row.expires_at),
             warning=warning,
         )
+
+    async def secret_matches(self, client_id: str, secret: str) -> bool:
+        """Whether ``secret`` is one of the client's unexpired secrets (compared as the token
+        endpoint does: by digest, in constant time). ``tokenward apply`` uses it to add a
+        secret referenced from the environment or a file only when it is new."""
+        now = self._now()
+        hasher = self._secrets.hasher
+        for stored in (await self._client(client_id)).secrets:
+            if stored.expires_at is not None and stored.expires_at <= now:
+                continue
+            candidate = hasher.digest_like(secret, stored.digest)
+            if candidate is not None and hmac.compare_digest(candidate, stored.digest):
+                return True
+        return False
 
     async def list_secrets(self, client_id: str) -> list[SecretView]:
         return (await self.get_client(client_id)).secrets

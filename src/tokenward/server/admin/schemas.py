@@ -31,6 +31,7 @@ __all__ = [
     "ClientUpdate",
     "KeyRotate",
     "Name",
+    "ScopeDescriptions",
     "ScopeName",
     "SecretCreate",
     "SecretRevoke",
@@ -74,6 +75,8 @@ Label = Annotated[str, Field(max_length=200)]
 #: Seconds; the server's ``max_token_ttl`` is the tighter bound, checked by the operations.
 TokenTtl = Annotated[int, Field(ge=30, le=7 * 86400)]
 JwksUri = Annotated[str, Field(min_length=1, max_length=2048)]
+#: Scope name -> what it allows, shown to operators.
+ScopeDescriptions = dict[ScopeName, Annotated[str, Field(max_length=500)]]
 
 
 class _Input(BaseModel):
@@ -84,7 +87,7 @@ class ApiCreate(_Input):
     identifier: ApiIdentifier
     name: Name
     scopes: list[ScopeName] = []
-    scope_descriptions: dict[ScopeName, Annotated[str, Field(max_length=500)]] = {}
+    scope_descriptions: ScopeDescriptions = {}
     token_ttl: TokenTtl | None = None
     signing_alg: SigningAlg | None = None
     token_format: TokenFormat = "jwt"
@@ -97,6 +100,8 @@ class ApiUpdate(_Input):
     token_ttl: TokenTtl | None = None
     signing_alg: SigningAlg | None = None
     token_format: TokenFormat | None = None
+    #: Set the descriptions of these scopes (defined already, or added by ``add_scopes``).
+    scope_descriptions: ScopeDescriptions | None = None
 
 
 class ClientCreate(_Input):

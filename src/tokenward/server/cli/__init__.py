@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "clients": ("clients", "app"),
     "keys": ("keys", "app"),
     "audit": ("audit", "app"),
+    "doctor": ("doctor", "app"),
+    "export": ("config", "export_app"),
+    "validate": ("config", "validate_app"),
+    "apply": ("config", "apply_app"),
 }
 
 

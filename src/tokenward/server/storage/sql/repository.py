@@ -243,7 +243,9 @@ class Repository:
         remove_scopes: Iterable[str],
         values: Mapping[str, Any],
         audit: AuditRecord,
+        descriptions: Mapping[str, str] | None = None,
     ) -> None:
+        descriptions = descriptions or {}
         async with self.engine.begin() as conn:
             await self._require(conn, t.apis, t.apis.c.identifier, identifier)
             if values:
@@ -257,7 +259,15 @@ class Repository:
                         t.scopes.c.api_identifier == identifier, t.scopes.c.name.in_(removed)
                     )
                 )
-            await self._insert_scopes(conn, identifier, add_scopes, {})
+            added = set(add_scopes)
+            await self._insert_scopes(conn, identifier, added, descriptions)
+            for name, text in sorted(descriptions.items()):
+                if name not in added:
+                    await conn.execute(
+                        sa.update(t.scopes)
+                        .where(t.scopes.c.api_identifier == identifier, t.scopes.c.name == name)
+                        .values(description=text)
+                    )
             await self._commit_change(conn, audit)
 
     async def delete_api(self, identifier: str, *, audit: AuditRecord) -> None:
