@@ -9,6 +9,8 @@ whose tokens may still be valid unless forced.
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,8 @@ from tests.support.clock import FakeClock
 from tests.support.tokenward_server import ServerProcess, TokenwardEnv
 from tokenward.server.admin import Conflict, NotFound
 from tokenward.server.admin.schemas import ApiCreate, ClientCreate, KeyRotate
+from tokenward.server.keys import KeyRing, new_key_row
+from tokenward.server.secrets import KeyEncryptor
 from tokenward.server.stores import AuditQuery
 
 pytestmark = pytest.mark.anyio
@@ -157,3 +161,20 @@ def test_key_compromise_runbook_through_the_cli(
     keys = tw_env.cli_json("keys", "list")
     assert [k["state"] for k in keys] == ["active"]
     assert bad not in {k["kid"] for k in keys}
+
+
+def test_a_key_ring_serves_the_keys_it_can_read() -> None:
+    """A key sealed under another key-encryption key is reported by kid and left out; the
+    readable key is still published and signs (before: InvalidTag stopped the server)."""
+    mine, theirs = KeyEncryptor(os.urandom(32)), KeyEncryptor(os.urandom(32))
+    now = 1_800_000_000
+    good = new_key_row("ES256", generation=1, now=now - 100, activates_at=now - 100, encryptor=mine)
+    bad = new_key_row("ES256", generation=2, now=now - 10, activates_at=now - 10, encryptor=theirs)
+    ring = KeyRing(mine, max_token_ttl=MAX_TTL)
+    ring.load([good, bad], now=now)
+    assert list(ring.unreadable) == [bad.kid]
+    assert "does not decrypt with this TOKENWARD_KEY_ENCRYPTION_KEY" in ring.unreadable[bad.kid]
+    assert [k["kid"] for k in json.loads(ring.jwks_json)["keys"]] == [good.kid]
+    signer = ring.signer("ES256", now)
+    assert signer is not None
+    assert jwt_parts(signer.sign({"a": 1}))[0]["kid"] == good.kid
