@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent setup for a fresh Debian machine; `make serve` and `make test` both call it.
 #
-#   1. System packages (apt): PostgreSQL server binaries, wrk, make (and python3-venv when
-#      .venv must be created). Skipped entirely when all are present.
+#   1. System packages (apt): PostgreSQL server binaries, wrk, make, and what the README's
+#      walkthrough and the docs use (curl, jq, sqlite3); python3-venv when .venv must be
+#      created. Skipped entirely when all are present.
 #   2. .venv (python3 -m venv) if missing.
 #   3. pip install -e ".[dev]" only when pyproject.toml changed since the last install.
 #
@@ -33,6 +34,9 @@ missing=()
 have_postgres || missing+=(postgresql)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v make >/dev/null 2>&1 || missing+=(make)
+for tool in curl jq sqlite3; do  # the README walkthrough and docs/ (tests run them)
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
 if [[ ! -x "$VENV/bin/python" ]]; then
     if ! command -v "$PYTHON" >/dev/null 2>&1; then
         missing+=(python3 python3-venv)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sized
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -112,14 +113,20 @@ def export_command(
         typer.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {len(data['apis'])} APIs and {len(data['clients'])} clients to {output}")
+        apis, clients = _count(data["apis"], "API"), _count(data["clients"], "client")
+        typer.echo(f"wrote {apis} and {clients} to {output}")
 
 
 @validate_app.command("validate")
 def validate_command(path: Annotated[str, typer.Argument(help="The file ('-': stdin).")]) -> None:
     """Check a file's structure and that every scope and API a client names is defined in it."""
     declaration, _ = load_declaration(path)
-    typer.echo(f"{path}: valid ({len(declaration.apis)} APIs, {len(declaration.clients)} clients)")
+    apis, clients = _count(declaration.apis, "API"), _count(declaration.clients, "client")
+    typer.echo(f"{path}: valid ({apis}, {clients})")
+
+
+def _count(items: Sized, noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
 
 
 def _secret_lines(created: list[NewSecretView]) -> list[str]:
