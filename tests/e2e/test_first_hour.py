@@ -404,3 +404,20 @@ def test_doctor(tw_env: TokenwardEnv) -> None:
     down = tw_env.cli("doctor", check=False)
     assert down.returncode == 1
     assert f"  FAIL  the issuer does not answer at {discovery}: connection refused" in down.stdout
+
+
+def test_postgresql_unmigrated_then_another_pepper(postgres_url: str, tmp_path: Path) -> None:
+    """On PostgreSQL (no development secrets): an unmigrated schema asks for ``migrate``;
+    once set up, another pepper is refused, naming the setting and the database's host."""
+    extra = {
+        "TOKENWARD_PEPPER": secrets.token_hex(32),
+        "TOKENWARD_KEY_ENCRYPTION_KEY": secrets.token_hex(32),
+        "TOKENWARD_AUTO_MIGRATE": "false",
+    }
+    env = TokenwardEnv(home=tmp_path, database_url=postgres_url, extra=extra)
+    _one_line(env.cli("apis", "list", check=False), "the database at 127.0.0.1:")
+    assert env.cli("migrate").stdout.startswith("schema upgraded to ")
+    env.cli("apis", "create", "--identifier", API, "--name", "A", "--scope", "r")
+    result = env.cli("apis", "list", env={"TOKENWARD_PEPPER": secrets.token_hex(32)}, check=False)
+    _one_line(result, "TOKENWARD_PEPPER does not match the one the database at 127.0.0.1:")
+    assert env.cli("apis", "list").stdout.startswith(API)

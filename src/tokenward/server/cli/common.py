@@ -7,17 +7,29 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 from pydantic import BaseModel, ValidationError
 
+from tokenward.protocol.metadata import well_known_paths
 from tokenward.server.admin import Admin, AdminError, NotFound
 from tokenward.server.admin.schemas import describe
 from tokenward.server.composition import build_server
 from tokenward.server.preflight import preflight
 from tokenward.server.settings import load_settings
 
-__all__ = ["ACTOR", "JsonOpt", "emit", "fail", "group", "parse", "run_admin", "when"]
+__all__ = [
+    "ACTOR",
+    "JsonOpt",
+    "discovery_url",
+    "emit",
+    "fail",
+    "group",
+    "parse",
+    "run_admin",
+    "when",
+]
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -101,3 +113,9 @@ def when(value: Any) -> str:
         return "-"
     text: str = value.isoformat()
     return text.replace("+00:00", "Z")
+
+
+def discovery_url(issuer: str) -> str:
+    """RFC 8414 §3.1: the well-known segment goes between the host and the issuer's path."""
+    parts = urlsplit(issuer)
+    return f"{parts.scheme}://{parts.netloc}{well_known_paths(parts.path)[0]}"

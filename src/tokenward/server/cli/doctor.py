@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import typer
@@ -23,8 +22,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from tokenward import __version__
-from tokenward.protocol.metadata import well_known_paths
-from tokenward.server.cli.common import group, when
+from tokenward.server.cli.common import discovery_url, group, when
 from tokenward.server.composition import build_server
 from tokenward.server.keys import KeyRing
 from tokenward.server.preflight import check_secrets, server_secrets
@@ -33,7 +31,7 @@ from tokenward.server.settings import FILE_SETTINGS, ConfigError, Settings, load
 from tokenward.server.storage.sql.checks import DatabaseProblem, DatabaseState, inspect_database
 from tokenward.server.storage.sql.migrate import sync_url
 
-__all__ = ["app", "discovery_url"]
+__all__ = ["app"]
 
 app = group("Check the configuration, the database, the keys and the running server.")
 HTTP_TIMEOUT = 5.0
@@ -56,12 +54,6 @@ class Report:
 
     def note(self, text: str) -> None:
         typer.echo(f"  --    {text}")
-
-
-def discovery_url(issuer: str) -> str:
-    """RFC 8414 §3.1: the well-known segment between the host and the issuer's path."""
-    parts = urlsplit(issuer)
-    return f"{parts.scheme}://{parts.netloc}{well_known_paths(parts.path)[0]}"
 
 
 def _source(name: str, settings: Settings) -> str:

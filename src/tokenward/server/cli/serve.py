@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from tokenward.server.cli.common import group
+from tokenward.server.cli.common import discovery_url, group
 from tokenward.server.composition import build_server
 from tokenward.server.preflight import Checked, preflight
 from tokenward.server.secrets import ServerSecrets
@@ -110,7 +110,7 @@ def _announce(settings: Settings, checked: Checked, host: str, port: int, worker
         f"  home:      {settings.home_dir}",
         f"  database:  {database}",
         f"  secrets:   {_secrets_line(settings, checked.secrets)}",
-        f"  discovery: {settings.issuer}/.well-known/oauth-authorization-server",
+        f"  discovery: {discovery_url(settings.issuer)}",
         "  next: tokenward apis create --identifier https://api.example.com "
         "--name 'Example API' --scope countries:read",
         "        tokenward clients create --name billing --scope countries:read --json",
