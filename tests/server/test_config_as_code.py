@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.server.harness import client_jwks, in_process, make_settings
 from tests.support.tokenward_server import TokenwardEnv
@@ -27,6 +26,7 @@ from tokenward.server.admin.declarative import (
     plan,
 )
 from tokenward.server.admin.operations import Admin
+from tokenward.server.cli.config import dump
 from tokenward.server.stores import AuditQuery
 
 pytestmark = pytest.mark.anyio
@@ -235,32 +235,21 @@ def test_invalid_files_name_the_place(data: dict[str, Any], problem: str) -> Non
 
 
 def test_through_the_cli(tw_env: TokenwardEnv, tmp_path: Path) -> None:
-    """export -> apply on an empty server -> export is the same file; the dry run prints the
-    plan and changes nothing; generated secrets are printed once; a bad file is refused in
-    one line per problem with exit status 2."""
-    source = TokenwardEnv(home=tmp_path / "source")
-    source.home.mkdir()
-    config = tmp_path / "tokenward.yaml"
-    config.write_text(yaml.safe_dump(full_declaration()))
-    source.cli("apply", str(config))
-    exported = source.cli("export").stdout
-    assert exported.startswith("# tokenward configuration")
-    (tmp_path / "exported.yaml").write_text(exported)
-
-    tw_env.cli("migrate")
-    assert tw_env.cli("validate", "exported.yaml", env={}, cwd=tmp_path).stdout == (
-        "exported.yaml: valid (2 APIs, 5 clients)\n"
-    )
-    dry = tw_env.cli("apply", str(tmp_path / "exported.yaml"), "--dry-run").stdout
+    """The file export writes -> dry run (prints the plan, changes nothing) -> apply on an
+    empty server (generated secrets printed once) -> export gives the same file -> a second
+    apply changes nothing; a bad file is refused in one line per problem, exit status 2."""
+    exported = dump(full_declaration())
+    config = tmp_path / "exported.yaml"
+    config.write_text(exported)
+    tw_env.cli("migrate")  # an empty server's database
+    dry = tw_env.cli("apply", str(config), "--dry-run").stdout
     assert dry.splitlines()[-1] == "(dry run: nothing changed)"
     assert "+ client billing: secret generated" in dry
-    assert tw_env.cli_json("clients", "list") == []
-    applied = tw_env.cli("apply", str(tmp_path / "exported.yaml"), "--json")
-    result = json.loads(applied.stdout)
-    assert sorted(result["secrets"]) == ["billing", "gateway", "hmac"]
+    applied = json.loads(tw_env.cli("apply", str(config), "--json").stdout)
+    assert applied["changes"] == dry.splitlines()[:-1]
+    assert sorted(applied["secrets"]) == ["billing", "gateway", "hmac"]
     assert tw_env.cli("export").stdout == exported
-    again = tw_env.cli("apply", str(tmp_path / "exported.yaml"))
-    assert again.stdout == "no changes\n"
+    assert tw_env.cli("apply", str(config)).stdout == "no changes\n"
 
     (tmp_path / "bad.yaml").write_text("clients:\n- client_id: c\n  name: C\n  scopes: [x]\n")
     refused = tw_env.cli("apply", str(tmp_path / "bad.yaml"), check=False)
@@ -270,8 +259,6 @@ def test_through_the_cli(tw_env: TokenwardEnv, tmp_path: Path) -> None:
         "(define it under an API)"
     ]
     (tmp_path / "twice.yaml").write_text("apis: []\napis: []\n")
-    refused = tw_env.cli("validate", str(tmp_path / "twice.yaml"), check=False)
+    refused = tw_env.cli("validate", "twice.yaml", cwd=tmp_path, check=False)
     assert refused.returncode == 2
-    assert refused.stderr == (
-        f"error: {tmp_path / 'twice.yaml'}: line 2, column 1: key 'apis' appears twice\n"
-    )
+    assert refused.stderr == "error: twice.yaml: line 2, column 1: key 'apis' appears twice\n"

@@ -118,7 +118,9 @@ def export_command(
 
 
 @validate_app.command("validate")
-def validate_command(path: Annotated[str, typer.Argument(help="The file ('-': stdin).")]) -> None:
+def validate_command(
+    path: Annotated[str, typer.Argument(help="The file ('-': stdin).", metavar="FILE")],
+) -> None:
     """Check a file's structure and that every scope and API a client names is defined in it."""
     declaration, _ = load_declaration(path)
     apis, clients = _count(declaration.apis, "API"), _count(declaration.clients, "client")
@@ -138,7 +140,7 @@ def _secret_lines(created: list[NewSecretView]) -> list[str]:
 
 @apply_app.command("apply")
 def apply_command(
-    path: Annotated[str, typer.Argument(help="The file ('-': stdin).")],
+    path: Annotated[str, typer.Argument(help="The file ('-': stdin).", metavar="FILE")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the changes only.")] = False,
     prune: Annotated[
         bool, typer.Option("--prune", help="Also delete APIs and clients the file omits.")
