@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: serve test check lint typecheck layers pytest bench docs setup
+.PHONY: serve test check lint typecheck layers coverage-core pytest bench docs setup screenshots
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -20,7 +20,7 @@ test: setup
 	$(MAKE) --no-print-directory check
 	$(MAKE) --no-print-directory pytest
 
-check: lint typecheck layers
+check: lint typecheck layers coverage-core
 
 lint:
 	$(BIN)/ruff format --check src tests bench examples
@@ -32,6 +32,10 @@ typecheck:
 layers:
 	$(BIN)/lint-imports
 
+# The sans-IO core is covered, every line and branch, by its own fast tests (no server).
+coverage-core:
+	$(BIN)/pytest -q -p no:cacheprovider tests/protocol tests/jose --cov=tokenward.protocol --cov=tokenward.jose --cov-branch --cov-report=term-missing --cov-fail-under=100
+
 pytest:
 	$(BIN)/pytest -q -p no:cacheprovider
 
@@ -40,3 +44,6 @@ docs: setup
 
 bench: setup
 	$(BIN)/python bench/bench_token.py
+
+screenshots: setup
+	TOKENWARD_SCREENSHOTS=docs $(BIN)/pytest -q -p no:cacheprovider tests/e2e/test_console_browser.py

@@ -619,6 +619,7 @@ class WrkRun:
     exhausted: int = 0
     calibration: int = 0
     process_cores: list[float] = field(default_factory=list)
+    extra: dict[str, int] = field(default_factory=dict)  # every key=value of the TW_RESULT line
 
     @property
     def rps(self) -> float:
@@ -694,6 +695,7 @@ def run_wrk(
         other_cores=(machine - server_cpu - wrk_cpu) / elapsed,
         process_cores=[round(c, 2) for c in per_process if c >= 0.01],
         exhausted=values.get("exhausted", 0),
+        extra=values,
     )
 
 

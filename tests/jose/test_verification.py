@@ -15,12 +15,12 @@ from joserfc import jws
 from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
 from tests.resource.support import SigningKey, b64, compact, json_bytes, new_key
+from tokenward.jose._compact import parse_json as _parse_json
 from tokenward.jose.verification import (
     SUPPORTED_ALGORITHMS,
     JoseError,
     PublicKeySet,
     UnknownKeyError,
-    _parse_json,
     is_numeric_date,
     verify_jws,
 )
@@ -125,6 +125,61 @@ def test_malformed_ecdsa_signatures_fail(signature: bytes) -> None:
     signing_input = f"{b64(json_bytes({'alg': 'ES256', 'kid': _ES256.kid}))}.{b64(b'{}')}"
     token = f"{signing_input}.{b64(signature)}"
     assert reason(token, _ES256_SET) == "signature verification failed"
+
+
+def _rs256_token_with_leading_zero(key: SigningKey) -> tuple[str, bytes]:
+    """A signing input whose RS256 signature starts with a zero octet (1 in 256 do)."""
+    for n in range(100_000):
+        signing_input = (
+            f"{b64(json_bytes({'alg': 'RS256', 'kid': key.kid}))}.{b64(json_bytes({'n': n}))}"
+        )
+        signature = key.sign(signing_input.encode())
+        if signature[0] == 0:
+            return signing_input, signature
+    raise AssertionError("no such signature found")
+
+
+_RS256 = new_key("RS256")
+
+
+RESPELLINGS: list[tuple[str, str, Callable[[bytes], bytes]]] = [
+    ("RSA: a leading zero octet added", "RS256", lambda sig: b"\0" + sig),
+    ("PSS: a leading zero octet added", "PS256", lambda sig: b"\0" + sig),
+    ("RSA: its leading zero octet removed", "RS256", lambda sig: sig[1:]),
+    ("Ed25519: a trailing octet added", "EdDSA", lambda sig: sig + b"\0"),
+    ("Ed448: a trailing octet added", "Ed448", lambda sig: sig + b"\0"),
+    ("Ed25519: truncated", "EdDSA", lambda sig: sig[:-1]),
+]
+
+
+@pytest.mark.parametrize(("case", "alg", "change"), RESPELLINGS, ids=[r[0] for r in RESPELLINGS])
+def test_valid_signatures_respelled_to_another_length_fail(
+    case: str, alg: str, change: Callable[[bytes], bytes]
+) -> None:
+    """RFC 8017 §8.1.2 / §8.2.2: the signature is exactly k octets; RFC 8032 §5.1.7: 64 octets
+    (114 for Ed448). A verifier that normalised lengths would accept these respellings."""
+    key = _RS256 if alg == "RS256" else new_key(alg)
+    if "leading zero octet removed" in case:
+        signing_input, signature = _rs256_token_with_leading_zero(key)
+    else:
+        signing_input = f"{b64(json_bytes({'alg': alg, 'kid': key.kid}))}.{b64(json_bytes(CLAIMS))}"
+        signature = key.sign(signing_input.encode())
+    assert verify_jws(f"{signing_input}.{b64(signature)}", keyset(key), algorithms=ALL)
+    respelled = f"{signing_input}.{b64(change(signature))}"
+    assert reason(respelled, keyset(key)) == "signature verification failed"
+
+
+def test_public_key_verify_and_algorithms() -> None:
+    """PublicKey is public API: the bound checks, one per algorithm the JWK allows."""
+    key = new_key("RS256")
+    key.publish_alg = False
+    [public] = keyset(key)
+    assert public.algorithms == {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
+    signing_input = b"header.payload"
+    assert public.verify("PS384", key.sign(signing_input, "PS384"), signing_input)
+    assert not public.verify("PS256", key.sign(signing_input, "PS384"), signing_input)
+    assert not public.verify("ES256", key.sign(signing_input, "PS384"), signing_input)
+    assert (public.kid, public.kty) == (key.kid, "RSA")
 
 
 # -- algorithm rules -------------------------------------------------------------------------

@@ -224,6 +224,22 @@ def test_client_state_failures_are_one_invalid_client(
 
 
 @pytest.mark.parametrize(
+    ("client", "creds"),
+    [
+        pytest.param(Client("c1", "x"), BASIC, id="CA-01 basic client"),
+        pytest.param(Client("c1", "x"), POST, id="CA-02 post client"),
+        pytest.param(
+            Client("c1", "x", auth_methods=frozenset({"private_key_jwt"})),
+            PresentedCredentials("jwt_assertion", "c1", assertion="a.b.c"),
+            id="an assertion: the method is decided once its alg is known",
+        ),
+    ],
+)
+def test_client_state_passes(client: Client, creds: PresentedCredentials) -> None:
+    assert check_client_state(client, creds, REALM) is client
+
+
+@pytest.mark.parametrize(
     ("secret", "now", "matched"),
     [
         pytest.param("s1", NOW, "old", id="CA-23 old secret during overlap"),

@@ -50,6 +50,8 @@ CLIENTS = {
     "c-ttl": Client("c-ttl", "ttl", scopes=frozenset({"read"}), token_ttl=299),
     "c-long": Client("c-long", "long", scopes=frozenset({"read"}), token_ttl=86400),
     "c-rs": Client("c-rs", "rs", scopes=frozenset({"api2:read"})),
+    # A scope granted to the client that no API defines (the API dropped it).
+    "c-orphan": Client("c-orphan", "orphan", scopes=frozenset({"read", "gone"})),
 }
 REGISTRY = Registry.build(REGISTRY_APIS, list(CLIENTS.values()))
 
@@ -149,6 +151,18 @@ GRANT_CASES: list[tuple[str, str, dict[str, str], Granted | tuple[type[OAuthErro
     ),
     ("AT-12 lifetime capped", "c-long", {}, Granted(API, frozenset({"read"}), 3600)),
     ("AT-01 RS256 API", "c-rs", {}, Granted(API2, frozenset({"api2:read"}), 600, "RS256")),
+    (
+        "a granted scope no API defines",
+        "c-orphan",
+        {"scope": "gone"},
+        (InvalidScope, "requested scope is not defined"),
+    ),
+    (
+        "a defined scope with an orphan one",
+        "c-orphan",
+        {"scope": "read gone"},
+        (InvalidScope, "requested scope is not defined"),
+    ),
 ]
 
 

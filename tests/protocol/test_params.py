@@ -161,6 +161,7 @@ JSON_OK: list[tuple[bytes, dict[str, str]]] = [
     (b'{"grant_type":"client_credentials","scope":""}', {"grant_type": "client_credentials"}),
     (b'{"grant_type":"client_credentials","scope":null}', {"grant_type": "client_credentials"}),
     (b"{}", {}),
+    (json.dumps({"client_secret": "s" * 8192}).encode(), {"client_secret": "s" * 8192}),
 ]
 
 
@@ -185,6 +186,8 @@ JSON_REJECTED: list[tuple[bytes, str]] = [
     (b"{", "malformed JSON body"),
     (b"grant_type=client_credentials", "malformed JSON body"),
     (b'{"a":"\xff"}', "request contains invalid UTF-8"),
+    (json.dumps({f"p{i}": "v" for i in range(MAX_PARAMS + 1)}).encode(), "too many parameters"),
+    (json.dumps({"client_secret": "s" * 8193}).encode(), "parameter too long"),
     # Nesting deep enough to exhaust Python's recursion limit is still just malformed input.
     (b"[" * 5000 + b"]" * 5000, "malformed JSON body"),
     (b'{"a":' * 3000 + b"1" + b"}" * 3000, "malformed JSON body"),

@@ -25,6 +25,7 @@ SERVER_COMMANDS: dict[str, str] = {
     "clients": "Clients, their scopes and secrets.",
     "keys": "Signing keys: list, rotate, retire, delete.",
     "audit": "The audit trail of administrative changes.",
+    "admins": "Console operators: create, list, disable, reset-password.",
     "doctor": "Check the settings, database, keys and the running server.",
     "export": "Write the APIs, scopes and clients as YAML (never secrets).",
     "validate": "Check a configuration file without a server.",

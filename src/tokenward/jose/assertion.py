@@ -16,17 +16,21 @@ authentication needs three more things, all sans-IO:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
-import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from tokenward.jose.verification import JoseError, PublicKeySet
+from tokenward.jose._compact import (
+    JoseError,
+    b64url_decode,
+    decode_segment,
+    json_object,
+    parse_header,
+    split,
+)
+from tokenward.jose.verification import PublicKeySet
 
 __all__ = [
     "ASSERTION_SIGNING_ALGORITHMS",
@@ -49,7 +53,6 @@ ASSERTION_SIGNING_ALGORITHMS: Final[Mapping[str, tuple[str, str | None]]] = {
 MAX_CLIENT_KEYS: Final = 20
 _RSA_BITS: Final = (2048, 4096)
 _PRIVATE_MEMBERS: Final = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_B64URL: Final = re.compile(rb"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,65 +67,16 @@ class ClientKeysError(ValueError):
     """A JWKS a client registered (or serves at its jwks_uri) is not acceptable. Safe text."""
 
 
-def _b64decode(segment: bytes) -> bytes:
-    # RFC 7515 §2: unpadded base64url, no whitespace. Decoding must be canonical: re-encoding
-    # gives the same text, so one JWS has exactly one spelling.
-    if not _B64URL.fullmatch(segment) or len(segment) % 4 == 1:
-        raise JoseError("invalid base64url")
-    try:
-        raw = base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
-    except binascii.Error:
-        raise JoseError("invalid base64url") from None
-    if base64.urlsafe_b64encode(raw).rstrip(b"=") != segment:
-        raise JoseError("invalid base64url")
-    return raw
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # RFC 7515 §5.2: reject duplicate member names rather than keep the last one.
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise ValueError("duplicate member name")
-    return obj
-
-
-def _not_json(name: str) -> Any:
-    raise ValueError("NaN and Infinity are not JSON")
-
-
-_DECODER: Final = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_not_json)
-
-
-def _json_object(segment: bytes) -> dict[str, Any]:
-    try:
-        value = _DECODER.decode(_b64decode(segment).decode("utf-8"))
-    except (ValueError, RecursionError):
-        raise JoseError("segment is not base64url UTF-8 JSON") from None
-    if type(value) is not dict:
-        raise JoseError("segment is not a JSON object")
-    return value
-
-
-def _split(token: str, max_length: int) -> tuple[bytes, bytes, bytes]:
-    if type(token) is not str or len(token) > max_length or not token.isascii():
-        raise JoseError("not a compact JWS of acceptable size")
-    parts = token.encode("ascii").split(b".")
-    if len(parts) != 3 or not all(parts):
-        raise JoseError("not a compact JWS")
-    return parts[0], parts[1], parts[2]
-
-
 def peek_jws(token: str, *, max_length: int = 8192) -> UnverifiedJWS:
-    """Parse a compact JWS without checking its signature. Never trust the result alone."""
-    header_segment, payload_segment, signature_segment = _split(token, max_length)
-    header = _json_object(header_segment)
-    if type(header.get("alg")) is not str:
-        raise JoseError("header has no alg")
-    if "crit" in header:
-        # RFC 7515 §4.1.11: no extension is understood here, so any "crit" is invalid.
-        raise JoseError("crit header parameter not supported")
-    _b64decode(signature_segment)
-    return UnverifiedJWS(header, _json_object(payload_segment))
+    """Parse a compact JWS without checking its signature. Never trust the result alone.
+
+    The rules are exactly those :func:`~tokenward.jose.verification.verify_jws` applies before
+    it checks a signature (:mod:`tokenward.jose._compact`).
+    """
+    header_segment, payload_segment, signature_segment = split(token, max_length)
+    header = parse_header(header_segment)
+    decode_segment(signature_segment)
+    return UnverifiedJWS(header.params, json_object(payload_segment))
 
 
 def verify_hmac_jws(
@@ -134,11 +88,11 @@ def verify_hmac_jws(
     "A key of the same size as the hash output (for instance, 256 bits for "HS256") or larger
     MUST be used" - shorter secrets never verify.
     """
-    header_segment, payload_segment, signature_segment = _split(token, max_length)
-    header = _json_object(header_segment)
-    if header.get("alg") != "HS256" or "crit" in header:
+    header_segment, payload_segment, signature_segment = split(token, max_length)
+    header = parse_header(header_segment)
+    if header.alg != "HS256":
         raise JoseError("alg not allowed")
-    signature = _b64decode(signature_segment)
+    signature = decode_segment(signature_segment)
     signing_input = header_segment + b"." + payload_segment
     matched = -1
     for index, secret in enumerate(secrets):
@@ -147,13 +101,13 @@ def verify_hmac_jws(
             matched = index
     if matched < 0:
         raise JoseError("signature verification failed")
-    return matched, UnverifiedJWS(header, _json_object(payload_segment))
+    return matched, UnverifiedJWS(header.params, json_object(payload_segment))
 
 
 def _rsa_bits(jwk: Mapping[str, Any]) -> int:
     try:
-        return int.from_bytes(_b64decode(str(jwk.get("n", "")).encode("ascii")), "big").bit_length()
-    except (JoseError, UnicodeEncodeError):
+        return int.from_bytes(b64url_decode(str(jwk.get("n", ""))), "big").bit_length()
+    except JoseError:
         raise ClientKeysError("RSA key has a malformed modulus") from None
 
 
@@ -182,15 +136,13 @@ def check_client_jwks(document: object) -> frozenset[str]:
     """Validate a client's JWKS; return the algorithms its keys can be used with (the client's
     registered algorithm must be one of them)."""
     keys = document.get("keys") if isinstance(document, Mapping) else None
-    if not isinstance(keys, list) or not keys:
+    if not isinstance(document, Mapping) or not isinstance(keys, list) or not keys:
         raise ClientKeysError('a JWKS is a JSON object with a non-empty "keys" array')
     if len(keys) > MAX_CLIENT_KEYS:
         raise ClientKeysError(f"at most {MAX_CLIENT_KEYS} keys")
     usable = [_key_algorithms(jwk) for jwk in keys]
-    try:
-        imported = PublicKeySet.from_jwks(document)  # type: ignore[arg-type]
-    except JoseError:
-        raise ClientKeysError("the JWKS could not be imported") from None
+    # Cannot raise: "keys" is a list, the only thing from_jwks itself requires.
+    imported = PublicKeySet.from_jwks(document)
     if imported.skipped:
         raise ClientKeysError("a key in the JWKS could not be imported")
     return frozenset.union(*usable)

@@ -6,16 +6,18 @@ exactly one algorithm"); signing with another raises.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 
 __all__ = [
     "SIGNING_ALGORITHMS",
     "KeyMaterial",
     "generate_private_pem",
+    "jwk_thumbprint",
     "load_key_material",
 ]
 
@@ -74,10 +76,19 @@ def load_key_material(pem: bytes, alg: str) -> KeyMaterial:
     ):
         raise ValueError(f"key does not fit algorithm {alg}")
     _check_key_type(private, alg)
-    kid = key.thumbprint()
     jwk = dict(key.as_dict(private=False))
+    kid = jwk_thumbprint(jwk)
     jwk.update({"kid": kid, "alg": alg, "use": "sig"})
     return KeyMaterial(kid=kid, alg=alg, private_key=private, public_jwk=jwk)
+
+
+def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 §3 SHA-256 JWK Thumbprint, base64url: the ``kid`` of every tokenward key.
+
+    Only the required members of the key type count (§3.2: "other members ... MUST be
+    ignored"), so ``alg``, ``kid`` and ``use`` never change it.
+    """
+    return JWKRegistry.import_key(dict(jwk)).thumbprint()
 
 
 def _check_key_type(private: object, alg: str) -> None:

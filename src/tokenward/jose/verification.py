@@ -14,7 +14,8 @@ algorithms and MUST NOT use any other algorithms when performing cryptographic o
   ``jwk`` and ``x5c`` header parameters are never fetched or used.
 * A key is bound to the algorithms its type and curve allow and, if the JWK names one, to exactly
   that ``alg`` (RFC 8725 §3.1: "each key MUST be used with exactly one algorithm").
-* Only the compact serialization with three base64url segments is accepted (RFC 8725bis §3.14).
+* Only the compact serialization with three base64url segments is accepted (RFC 8725bis §3.14),
+  split and parsed by :mod:`tokenward.jose._compact` with the same rules as client assertions.
 * The payload is decoded only after the signature has verified.
 
 Public keys are imported once, with joserfc (the only package allowed to import it), into
@@ -24,21 +25,27 @@ it within a few microseconds of the bare signature check (see ``bench/bench_veri
 
 from __future__ import annotations
 
-import binascii
 import functools
-import json
 import math
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from json.scanner import make_scanner
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple, cast
+from typing import Any, Final, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from joserfc.errors import JoseError as _JoserfcError
 from joserfc.jwk import JWKRegistry
+
+from tokenward.jose._compact import (
+    JoseError,
+    b64url_decode,
+    decode_segment,
+    json_object,
+    parse_header,
+    split,
+)
 
 __all__ = [
     "SUPPORTED_ALGORITHMS",
@@ -52,14 +59,6 @@ __all__ = [
 ]
 
 
-class JoseError(Exception):
-    """A JWS could not be verified. ``reason`` is short, fixed text: safe for logs, no input."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 class UnknownKeyError(JoseError):
     """No key in the set matches the header's ``kid`` (or, without ``kid``, its ``alg``).
 
@@ -69,7 +68,6 @@ class UnknownKeyError(JoseError):
 
 _MAX_KIDLESS_CANDIDATES: Final = 3  # keys tried when the header carries no "kid"
 _MIN_RSA_BITS: Final = 2048  # RFC 7518 §3.3: "A key of size 2048 bits or larger MUST be used"
-_CACHED_HEADER_MAX: Final = 512  # header segments up to this length are memoised
 
 _Check = Callable[[bytes, bytes], bool]  # (signature, signing input) -> valid?
 _CheckFactory = Callable[[Any], _Check]  # cryptography public key -> its bound check
@@ -242,7 +240,7 @@ def _import_public_key(jwk: Mapping[str, Any]) -> PublicKey | None:
 
 
 def _modulus_bits(n: str) -> int:
-    return int.from_bytes(_b64decode(n.encode("ascii")), "big").bit_length()
+    return int.from_bytes(b64url_decode(n), "big").bit_length()
 
 
 class PublicKeySet:
@@ -289,10 +287,8 @@ class PublicKeySet:
         return self._by_kid.get(kid, ())
 
     def _candidates(self, kid: str | None, alg: str) -> tuple[tuple[PublicKey, _Check], ...]:
-        found = self._checks.get((kid, alg))
-        if found is None:
-            keys = self._select(kid, alg)
-            found = self._checks[kid, alg] = tuple((k, k.checks[alg]) for k in keys)
+        """Select and remember the checks for (kid, alg); verify_jws reads ``_checks`` first."""
+        found = self._checks[kid, alg] = tuple((k, k.checks[alg]) for k in self._select(kid, alg))
         return found
 
     def _select(self, kid: str | None, alg: str) -> tuple[PublicKey, ...]:
@@ -327,122 +323,6 @@ class VerifiedJWS(NamedTuple):
 _new_verified: Final = functools.partial(tuple.__new__, VerifiedJWS)
 
 
-# RFC 7515 §2: base64url "with all trailing '=' characters omitted ... and without the inclusion
-# of any line breaks, whitespace, or other additional characters".
-_B64URL: Final = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
-# The last character of an encoding of length 2 or 3 (mod 4) carries unused low bits, which must
-# be zero; otherwise several strings would decode to the same octets.
-_CANONICAL_LAST: Final = {0: None, 2: frozenset(b"AQgw"), 3: frozenset(b"AEIMQUYcgkosw048")}
-
-
-def _b64decode(segment: bytes) -> bytes:
-    """Decode an unpadded base64url segment already checked to use only its alphabet."""
-    remainder = len(segment) % 4
-    last = _CANONICAL_LAST.get(remainder, frozenset())  # remainder 1 is never valid
-    if last is not None and segment[-1] not in last:
-        raise JoseError("invalid base64url")
-    return binascii.a2b_base64(segment.translate(_TO_STANDARD) + b"=" * (-remainder % 4))
-
-
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # RFC 7515 §5.2 / RFC 7519 §4: a parser MUST either reject duplicate member names or keep
-    # the last one. Rejecting removes any disagreement between this parser and others.
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise ValueError("duplicate member name")
-    return obj
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError("NaN and Infinity are not JSON")
-
-
-_STRICT_JSON: Final = json.JSONDecoder(
-    object_pairs_hook=_object_without_duplicates, parse_constant=_reject_constant
-)
-# The C scanners, without JSONDecoder.decode's Python layer. The plain one builds dicts directly
-# and is much cheaper than going through object_pairs_hook.
-# (typeshed types make_scanner's argument as a scanner; any JSONDecoder is what it reads.)
-_scan_plain: Final = make_scanner(cast(Any, json.JSONDecoder(parse_constant=_reject_constant)))
-_scan_strict: Final = make_scanner(cast(Any, _STRICT_JSON))
-_JSON_WHITESPACE: Final = " \t\n\r"
-
-
-def _parse_json(text: str) -> Any:
-    """``text`` as JSON, rejecting NaN/Infinity, duplicate member names and trailing data."""
-    try:
-        value, end = _scan_plain(text, 0)
-    except StopIteration:  # leading whitespace, or no JSON value at all
-        return _STRICT_JSON.decode(text)
-    # Duplicate names could hide in an object the plain parse collapsed. Every object member
-    # after the first needs a comma, so an object with N distinct top-level names and any
-    # duplicate, anywhere, has at least N commas in its text. With exactly N - 1 there is none;
-    # otherwise (arrays, nested objects, commas in strings) parse again, rejecting duplicates.
-    if type(value) is dict and text.count(",") + 1 != len(value):
-        value, end = _scan_strict(text, 0)
-    if end != len(text) and text[end:].strip(_JSON_WHITESPACE):
-        raise ValueError("data after the JSON value")
-    return value
-
-
-def _json_object(segment: bytes) -> dict[str, Any]:
-    """A base64url segment holding a UTF-8 JSON object (RFC 7515 §5.2 steps 2-3, 7-8)."""
-    try:
-        text = _b64decode(segment).decode("utf-8")  # UTF-8 only, never UTF-16/32 detection
-        value = _parse_json(text)
-        if "\\" in text:  # only escapes can produce a lone surrogate
-            _reject_lone_surrogates(value)
-    except (ValueError, RecursionError) as exc:  # binascii.Error, UnicodeError are ValueErrors
-        raise JoseError("segment is not base64url UTF-8 JSON") from exc
-    if type(value) is not dict:
-        raise JoseError("segment is not a JSON object")
-    return value
-
-
-def _reject_lone_surrogates(value: Any) -> None:
-    """JSON escapes can spell unpaired UTF-16 surrogates, which are not Unicode text."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            item.encode("utf-8")  # UnicodeEncodeError, a ValueError, on a lone surrogate
-        elif isinstance(item, dict):
-            stack.extend(item)
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
-class _Header(NamedTuple):
-    alg: str
-    kid: str | None
-    params: Mapping[str, Any]
-
-
-def _parse_header(segment: bytes) -> _Header:
-    params = _json_object(segment)
-    alg = params.get("alg")
-    if type(alg) is not str:
-        raise JoseError("header has no alg")
-    # RFC 7515 §4.1.11: if a listed extension "is not understood and/or supported by the
-    # recipient, then the JWS is invalid". None is supported here, and "crit":[] is itself
-    # invalid (producers "MUST NOT use the empty list"), so any "crit" rejects the token.
-    if "crit" in params:
-        raise JoseError("crit header parameter not supported")
-    kid = params.get("kid")
-    if kid is not None and type(kid) is not str:
-        raise JoseError("kid is not a string")
-    # "jku", "x5u", "jwk" and "x5c" are deliberately never read (RFC 8725 §3.10): keys come only
-    # from the caller's PublicKeySet.
-    return _Header(alg, kid, MappingProxyType(params))
-
-
-# Tokens from one issuer share a handful of headers, so parsing them once per process is a cheap
-# win. Failures are not cached (lru_cache does not cache exceptions).
-_parse_header_cached: Final = functools.lru_cache(maxsize=64)(_parse_header)
-
-
 def verify_jws(
     token: str,
     keys: PublicKeySet,
@@ -456,32 +336,19 @@ def verify_jws(
     :data:`SUPPORTED_ALGORITHMS` can ever succeed. Raises :class:`UnknownKeyError` when no key
     matches the header's ``kid`` (or, without one, its ``alg``), :class:`JoseError` otherwise.
     """
-    # RFC 8725bis §3.13: bound the work before decoding anything.
-    if type(token) is not str or len(token) > max_length or not token.isascii():
-        raise JoseError("not a compact JWS of acceptable size")
-    raw = token.encode("ascii")
-    # Exactly three non-empty segments of the base64url alphabet. Rejects JWE (five parts), the
-    # JSON serializations, padding, whitespace and "h.p." (a stripped signature).
-    if raw.translate(None, _B64URL) != b"..":
-        raise JoseError("not a compact JWS")
-    header_segment, payload_segment, signature_segment = raw.split(b".")
-    if not (header_segment and payload_segment and signature_segment):
-        raise JoseError("not a compact JWS")
-    if len(header_segment) <= _CACHED_HEADER_MAX:
-        header = _parse_header_cached(header_segment)
-    else:
-        header = _parse_header(header_segment)
+    header_segment, payload_segment, signature_segment = split(token, max_length)
+    header = parse_header(header_segment)
     # RFC 8725 §3.1: the algorithm must be on the caller's allowlist; "none" and HS* never pass,
     # because no key in a PublicKeySet has a check for them.
     alg = header.alg
     if alg not in algorithms:
         raise JoseError("alg not allowed")
     candidates = keys._checks.get((header.kid, alg)) or keys._candidates(header.kid, alg)
-    signature = _b64decode(signature_segment)
-    signing_input = raw[: len(header_segment) + 1 + len(payload_segment)]
+    signature = decode_segment(signature_segment)
+    signing_input = header_segment + b"." + payload_segment
     for key, check in candidates:
         if check(signature, signing_input):
-            return _new_verified((header.params, _json_object(payload_segment), key))
+            return _new_verified((header.params, json_object(payload_segment), key))
     raise JoseError("signature verification failed")
 
 

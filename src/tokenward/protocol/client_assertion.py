@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from tokenward.jose.verification import is_numeric_date
 from tokenward.protocol.errors import InvalidClient
 
 __all__ = [
@@ -93,13 +94,14 @@ def check_assertion_header(header: Mapping[str, Any]) -> str:
 
 
 def _numeric(claims: Mapping[str, Any], name: str, *, required: bool) -> int | None:
-    value = claims.get(name)
-    if value is None and not required:
+    if name not in claims and not required:
         return None
-    # RFC 7519 §2 NumericDate: a JSON number (``true`` is not one).
-    if type(value) not in (int, float) or value != value or value in (float("inf"), -float("inf")):
+    value: Any = claims.get(name)
+    # RFC 7519 §2 NumericDate: a finite JSON number (``true`` is not one); the rule shared with
+    # access tokens.
+    if not is_numeric_date(value):
         raise _fail(f"{name} missing or not a NumericDate")
-    return int(value)  # type: ignore[arg-type]
+    return int(value)
 
 
 def _check_audience(aud: object, policy: AssertionPolicy) -> bool:

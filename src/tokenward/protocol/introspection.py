@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from tokenward.jose.verification import is_numeric_date
 from tokenward.protocol.access_token import JWT_TYP
 from tokenward.protocol.errors import InvalidRequest
 from tokenward.protocol.model import Client
@@ -78,17 +79,14 @@ def parse_token_query(params: Mapping[str, str]) -> TokenQuery:
     return TokenQuery(token[:_MAX_TOKEN], hint if hint in TOKEN_TYPE_HINTS else None)
 
 
-def _is_number(value: object) -> bool:
-    return type(value) in (int, float)
-
-
 def access_token_claims(
     header: Mapping[str, Any], claims: Mapping[str, Any], *, issuer: str
 ) -> Mapping[str, Any] | None:
     """The claims of a verified JWT if it is one of our access tokens (RFC 9068 §2), else None."""
     if header.get("typ") != JWT_TYP or claims.get("iss") != issuer:
         return None
-    if not (_is_number(claims.get("exp")) and _is_number(claims.get("iat"))):
+    # RFC 9068 §2.2: "exp" and "iat" are NumericDates (RFC 7519 §2), one rule for every JWT.
+    if not (is_numeric_date(claims.get("exp")) and is_numeric_date(claims.get("iat"))):
         return None
     if not all(type(claims.get(name)) is str for name in ("client_id", "jti", "sub", "aud")):
         return None

@@ -27,6 +27,7 @@ from tokenward.jose.verification import (
     VerifiedJWS,
     verify_jws,
 )
+from tokenward.protocol.transport import is_loopback_host
 from tokenward.resource._http import (
     FetchError,
     HttpLimits,
@@ -338,7 +339,7 @@ def _warn_if_insecure(issuer: str) -> None:
         return
     if parts.scheme != "http":
         raise ValueError("issuer must be an https URL")
-    if parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+    if not is_loopback_host(parts.hostname or ""):
         logger.warning(
             "issuer %s is plain http: keys and introspection answers can be forged in transit; "
             "use https outside development",

@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from tokenward.server.admin.console import console_routes
 from tokenward.server.composition import Server, build_server
 from tokenward.server.events import configure_logging
 from tokenward.server.http.post import PostHandler
@@ -92,6 +93,10 @@ def wrap(server: Server) -> TokenwardApp:
         store=server.stores.registry,
         auth_methods=server.auth_methods,
     )
+    if server.settings.console_enabled:
+        routes += console_routes(
+            server.settings, admin=server.admin, operators=server.operators, usage=server.usage
+        )
     inner = Starlette(
         routes=routes,
         lifespan=lifespan,

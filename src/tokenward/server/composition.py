@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from tokenward.protocol.client_credentials import TokenPolicy
 from tokenward.protocol.model import AUTH_METHODS
 from tokenward.server.admin.operations import Admin
+from tokenward.server.admin.operators import Operators
+from tokenward.server.admin.usage import UsageReports
 from tokenward.server.assertions import ClientAssertions
 from tokenward.server.authenticator import ClientAuthenticator
 from tokenward.server.clock import Clock, system_clock
@@ -42,6 +44,7 @@ from tokenward.server.storage.sql.migrate import upgrade
 from tokenward.server.storage.sql.repository import sql_stores
 from tokenward.server.stores import Stores
 from tokenward.server.throttle import FailureThrottle
+from tokenward.server.usage import UsageSink
 
 __all__ = ["Server", "build_server", "load_server_secrets", "prepare_database"]
 
@@ -69,6 +72,8 @@ class Server:
     revocation: RevocationEndpoint
     runtime: Runtime
     admin: Admin
+    operators: Operators
+    usage: UsageReports
 
     @property
     def auth_methods(self) -> list[str]:
@@ -118,6 +123,7 @@ def build_server(
     audit = AuditBuffer(enabled=settings.audit_log)
     keyring = KeyRing(server_secrets.encryptor, max_token_ttl=settings.max_token_ttl)
     registry = RegistryCache(stores.registry, stores.keys, keyring, clock=clock)
+    audit.subscribe(UsageSink(stores.usage, known=lambda cid: cid in registry.registry.clients))
     throttle = FailureThrottle(settings.failed_auth_limit)
     assertions = ClientAssertions(settings, stores.replay, server_secrets.encryptor, clock=clock)
     authenticator = ClientAuthenticator(
@@ -158,6 +164,8 @@ def build_server(
             assertions=assertions,
             tokens=stores.tokens,
             audit=audit,
+            usage=stores.usage,
+            operators=stores.operators,
         ),
         admin=Admin(
             settings=settings,
@@ -168,4 +176,6 @@ def build_server(
             clock=clock,
             changed=registry.changed,
         ),
+        operators=Operators(settings=settings, store=stores.operators, clock=clock),
+        usage=UsageReports(store=stores.usage, clock=clock),
     )

@@ -6,7 +6,9 @@
   secrets are written in one batch;
 * every minute: key upkeep (``keys.ensure_keys``: rotate when due, delete expired keys);
 * every ``opaque_token_purge_seconds``: expired opaque tokens, revocations and used
-  client-assertion ``jti`` values are deleted.
+  client-assertion ``jti`` values are deleted;
+* every hour: usage statistics older than ``usage_retention_days`` and ended console sessions
+  are deleted.
 
 A new background task is one more ``_every(...)`` line in :meth:`Runtime.start`.
 """
@@ -26,7 +28,7 @@ from tokenward.server.keys import ensure_keys
 from tokenward.server.registry_cache import RegistryCache
 from tokenward.server.secrets import KeyEncryptor
 from tokenward.server.settings import Settings
-from tokenward.server.stores import KeyStore, TokenStore
+from tokenward.server.stores import KeyStore, OperatorStore, TokenStore, UsageStore
 
 __all__ = ["LAST_USED_FLUSH_SECONDS", "Runtime"]
 
@@ -47,6 +49,8 @@ class Runtime:
         assertions: ClientAssertions,
         tokens: TokenStore,
         audit: AuditBuffer,
+        usage: UsageStore | None = None,
+        operators: OperatorStore | None = None,
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -57,6 +61,8 @@ class Runtime:
         self._assertions = assertions
         self._tokens = tokens
         self._audit = audit
+        self._usage = usage
+        self._operators = operators
         self._tasks: list[asyncio.Task[None]] = []
 
     async def prepare(self) -> None:
@@ -73,6 +79,7 @@ class Runtime:
         self._every(LAST_USED_FLUSH_SECONDS, self.flush_last_used, "last-used stamps")
         self._every(60.0, self.upkeep_keys, "key upkeep")
         self._every(settings.opaque_token_purge_seconds, self.purge, "purge")
+        self._every(3600.0, self.purge_console, "usage and session purge")
 
     async def stop(self) -> None:
         """Stop the loops, then write what is buffered."""
@@ -118,4 +125,16 @@ class Runtime:
         counts = await self._tokens.purge_expired(int(self._clock()))
         if any(counts.values()):
             log.info("purged expired rows", extra={"purged": counts})
+        return counts
+
+    async def purge_console(self) -> dict[str, int]:
+        """Delete usage statistics past their retention and ended console sessions."""
+        now = int(self._clock())
+        counts = {}
+        if self._usage is not None:
+            retention = self._settings.usage_retention_days * 86400
+            counts["usage_minutes"] = await self._usage.purge_usage(now - retention)
+        if self._operators is not None:
+            idle = self._settings.console_session_idle_seconds
+            counts["operator_sessions"] = await self._operators.purge_sessions(now, idle=idle)
         return counts

@@ -31,6 +31,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from tokenward.protocol.transport import is_loopback_host
+
 __all__ = [
     "FILE_SETTINGS",
     "ConfigError",
@@ -55,7 +57,6 @@ DEFAULT_SECRETS_FILE = Path("secrets.json")
 DATABASE_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+psycopg")
 #: Least length of a pepper or key-encryption key off loopback: 256 bits.
 MIN_SECRET_BYTES = 32
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class ConfigError(ValueError):
@@ -68,7 +69,8 @@ def env_name(field: str) -> str:
 
 
 def is_loopback(host: str) -> bool:
-    return host in _LOOPBACK or host.startswith("127.")
+    """The one loopback rule (``protocol.transport``), for a host as given to ``--host``."""
+    return is_loopback_host(host)
 
 
 def default_home() -> Path:
@@ -249,6 +251,37 @@ class Settings(BaseSettings):
     )
     opaque_token_purge_seconds: int = Field(
         300, ge=10, description="How often expired opaque tokens and revocations are purged."
+    )
+    # -- console --
+    console_enabled: bool = Field(
+        True,
+        description="Serve the web console under `{issuer}/admin` (operators sign in with "
+        "accounts made by `tokenward admins create`).",
+    )
+    console_session_idle_seconds: int = Field(
+        1800, ge=60, le=86400, description="A console session ends after this long unused."
+    )
+    console_session_max_seconds: int = Field(
+        43200,
+        ge=300,
+        le=7 * 86400,
+        description="A console session ends this long after sign-in, however busy.",
+    )
+    console_lockout_failures: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Consecutive wrong passwords that lock an operator account.",
+    )
+    console_lockout_seconds: int = Field(
+        900,
+        ge=1,
+        le=86400,
+        description="How long a locked operator account stays locked (an admin, `tokenward "
+        "admins unlock` or `reset-password` lifts it at once).",
+    )
+    usage_retention_days: int = Field(
+        8, ge=1, le=400, description="Days of per-minute token usage statistics kept."
     )
 
     # -- configuration: one home, checked values --

@@ -12,7 +12,11 @@ reader can see at a glance what a component touches:
 * :class:`ReplayStore`: one row per accepted client assertion ``jti`` (RFC 7523 §3 item 7);
 * :class:`AuditStore`: the administrative audit trail;
 * :class:`AdminStore`: registry changes, each written in one transaction together with its
-  audit record and a registry-version bump (so every worker reloads).
+  audit record and a registry-version bump (so every worker reloads);
+* :class:`OperatorStore`: the console's operator accounts, their lockout state and their
+  server-side sessions (each account change written with its audit record);
+* :class:`UsageStore`: per-minute token counts per client, added in one batch per audit flush
+  by the usage-statistics sink (``server/usage.py``), read by the console's overview.
 """
 
 from __future__ import annotations
@@ -36,10 +40,15 @@ __all__ = [
     "KeyStore",
     "NewSecretRow",
     "NotFoundError",
+    "OperatorRow",
+    "OperatorStore",
     "RegistryStore",
     "ReplayStore",
+    "SessionRow",
     "Stores",
     "TokenStore",
+    "UsageCount",
+    "UsageStore",
     "or_unavailable",
 ]
 
@@ -219,6 +228,104 @@ class AdminStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class OperatorRow:
+    """A console operator as stored: the argon2id hash, never the password."""
+
+    name: str
+    password_hash: str = field(repr=False)
+    role: str
+    enabled: bool
+    failed_logins: int
+    locked_until: int | None
+    created_at: int
+    password_changed_at: int
+    last_login_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    """A console session: the SHA-256 of its cookie value (never the value) and the per-session
+    CSRF token every form carries."""
+
+    id_digest: str
+    operator: str
+    csrf_token: str = field(repr=False)
+    created_at: int
+    expires_at: int
+    seen_at: int
+
+
+class OperatorStore(Protocol):
+    """Operator accounts and sessions. Disabling an operator or changing a password deletes
+    their sessions in the same transaction."""
+
+    async def list_operators(self) -> list[OperatorRow]: ...
+
+    async def get_operator(self, name: str) -> OperatorRow: ...
+
+    async def create_operator(self, row: OperatorRow, *, audit: AuditRecord) -> None: ...
+
+    async def update_operator(
+        self, name: str, values: Mapping[str, Any], *, end_sessions: bool, audit: AuditRecord
+    ) -> None: ...
+
+    async def login_failed(
+        self,
+        name: str,
+        *,
+        limit: int,
+        lock_until: int,
+        audit: AuditRecord,
+        lock_audit: AuditRecord,
+    ) -> bool:
+        """Count one failure (atomically); at ``limit`` lock the account until ``lock_until``
+        (recording ``lock_audit`` too) and start counting again. True when this one locked it."""
+        ...
+
+    async def login_succeeded(self, name: str, session: SessionRow, *, audit: AuditRecord) -> None:
+        """Reset the failure count, stamp the login and store the new session."""
+        ...
+
+    async def find_session(self, id_digest: str) -> tuple[SessionRow, OperatorRow] | None: ...
+
+    async def touch_session(self, id_digest: str, *, seen_at: int) -> None: ...
+
+    async def end_session(self, id_digest: str, *, audit: AuditRecord | None) -> None: ...
+
+    async def purge_sessions(self, now: int, *, idle: int) -> int:
+        """Delete sessions past their end or idle longer than ``idle`` seconds."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class UsageCount:
+    """Token-endpoint events of one client in one minute (``minute``: epoch seconds, a
+    multiple of 60; ``event``: ``token.issued``, ``token.failed``, ``introspection.failed``...)."""
+
+    minute: int
+    client_id: str
+    event: str
+    count: int
+
+
+class UsageStore(Protocol):
+    async def add_usage(self, counts: Sequence[UsageCount]) -> None:
+        """Add each count to its (minute, client, event) row, in one transaction."""
+        ...
+
+    async def usage_series(self, since: int, *, client_id: str | None = None) -> list[UsageCount]:
+        """Per minute and event from minute ``since`` on, summed over every client (``client_id``
+        ``"*"``) or for one client."""
+        ...
+
+    async def top_clients(self, since: int, *, suffix: str, limit: int) -> list[tuple[str, int]]:
+        """The ``limit`` clients with the most events ending in ``suffix`` since ``since``."""
+        ...
+
+    async def purge_usage(self, before: int) -> int: ...
+
+
 @dataclass(frozen=True)
 class Stores:
     """Every port, as the composition root hands them to the components."""
@@ -229,4 +336,6 @@ class Stores:
     replay: ReplayStore
     audit: AuditStore
     admin: AdminStore
+    operators: OperatorStore
+    usage: UsageStore
     close: Callable[[], Awaitable[None]]

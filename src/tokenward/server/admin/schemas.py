@@ -31,6 +31,11 @@ __all__ = [
     "ClientUpdate",
     "KeyRotate",
     "Name",
+    "OperatorCreate",
+    "OperatorName",
+    "OperatorRole",
+    "Password",
+    "PasswordReset",
     "ScopeDescriptions",
     "ScopeName",
     "SecretCreate",
@@ -155,6 +160,40 @@ class KeyRotate(_Input):
     alg: SigningAlg | None = None
     #: Seconds before the new key signs; default: the publication delay.
     activate_in: Annotated[int, Field(ge=0)] | None = None
+
+
+# -- console operators ----------------------------------------------------------------------
+
+_OPERATOR_NAME = re.compile(r"[A-Za-z0-9._@\-]{1,100}")
+#: admin changes everything; read-only sees everything and changes nothing.
+OperatorRole = Literal["admin", "read-only"]
+
+
+def _operator_name(value: str) -> str:
+    if not _OPERATOR_NAME.fullmatch(value):
+        raise ValueError("may use letters, digits and . _ @ - (1 to 100 characters)")
+    return value
+
+
+def _password(value: SecretStr) -> SecretStr:
+    # NIST SP 800-63B §3.1.1.2: a minimum length, a generous maximum, no composition rules.
+    if not 12 <= len(value.get_secret_value()) <= 1024:
+        raise ValueError("must be 12 to 1024 characters long")
+    return value
+
+
+OperatorName = Annotated[str, AfterValidator(_operator_name)]
+Password = Annotated[SecretStr, AfterValidator(_password)]
+
+
+class OperatorCreate(_Input):
+    name: OperatorName
+    role: OperatorRole = "admin"
+    password: Password
+
+
+class PasswordReset(_Input):
+    password: Password
 
 
 def describe(error: ValidationError) -> str:

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from tokenward.protocol.model import Api, AuthMethod, Client, ClientSecret, SigningAlg, TokenFormat
 from tokenward.server.keys import KeyState
+from tokenward.server.stores import OperatorRow
 
 __all__ = [
     "ApiView",
@@ -19,7 +20,10 @@ __all__ = [
     "ClientView",
     "KeyView",
     "NewSecretView",
+    "OperatorView",
     "SecretView",
+    "UsageOverview",
+    "UsageSeries",
     "timestamp",
 ]
 
@@ -172,3 +176,53 @@ class AuditEventView(_View):
             actor=row["actor"],
             data=dict(row["data"]),
         )
+
+
+# -- console operators and usage statistics -------------------------------------------------
+
+
+class OperatorView(_View):
+    name: str
+    role: str
+    enabled: bool
+    #: Set while the account is locked after repeated wrong passwords.
+    locked_until: datetime | None
+    created_at: datetime | None
+    last_login_at: datetime | None
+
+    @classmethod
+    def of(cls, row: OperatorRow, *, now: int) -> OperatorView:
+        locked = row.locked_until if row.locked_until and row.locked_until > now else None
+        return cls(
+            name=row.name,
+            role=row.role,
+            enabled=row.enabled,
+            locked_until=timestamp(locked),
+            created_at=timestamp(row.created_at),
+            last_login_at=timestamp(row.last_login_at),
+        )
+
+
+class UsageSeries(_View):
+    """Counts in equal buckets: ``issued[i]`` tokens and ``failed[i]`` failures in the bucket
+    starting at ``start + i * bucket_seconds``."""
+
+    start: datetime
+    bucket_seconds: int
+    issued: list[int]
+    failed: list[int]
+
+    @property
+    def total_issued(self) -> int:
+        return sum(self.issued)
+
+    @property
+    def total_failed(self) -> int:
+        return sum(self.failed)
+
+
+class UsageOverview(_View):
+    last_hour: UsageSeries
+    last_day: UsageSeries
+    #: (client id, failures in the last day), most first.
+    top_failing: list[tuple[str, int]]

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "clients": ("clients", "app"),
     "keys": ("keys", "app"),
     "audit": ("audit", "app"),
+    "admins": ("admins", "app"),
     "doctor": ("doctor", "app"),
     "export": ("config", "export_app"),
     "validate": ("config", "validate_app"),

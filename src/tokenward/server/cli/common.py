@@ -15,13 +15,14 @@ from pydantic import BaseModel, ValidationError
 from tokenward.protocol.metadata import well_known_paths
 from tokenward.server.admin import Admin, AdminError, NotFound
 from tokenward.server.admin.schemas import describe
-from tokenward.server.composition import build_server
+from tokenward.server.composition import Server, build_server
 from tokenward.server.preflight import preflight
 from tokenward.server.settings import load_settings
 
 __all__ = [
     "ACTOR",
     "JsonOpt",
+    "checked_server",
     "discovery_url",
     "emit",
     "fail",
@@ -62,9 +63,10 @@ def parse(model: type[M], **values: Any) -> M:
         raise fail(describe(exc)) from None
 
 
-def run_admin(work: Callable[[Admin], Awaitable[T]], *, writes: bool = True) -> T:
-    """Run one admin operation against the configured database, after the start-up checks
-    (``server/preflight.py``). Read-only commands (``writes=False``) never migrate it."""
+def checked_server(*, writes: bool) -> Server:
+    """The server built from the environment's settings, after the start-up checks
+    (``server/preflight.py``). Read-only commands (``writes=False``) never create or migrate
+    the database."""
     settings = load_settings()
     checked = preflight(settings, writes=writes)
     if checked.created_database:
@@ -73,7 +75,12 @@ def run_admin(work: Callable[[Admin], Awaitable[T]], *, writes: bool = True) -> 
             f"(TOKENWARD_HOME={settings.home_dir})",
             err=True,
         )
-    server = build_server(settings, server_secrets=checked.secrets)
+    return build_server(settings, server_secrets=checked.secrets)
+
+
+def run_admin(work: Callable[[Admin], Awaitable[T]], *, writes: bool = True) -> T:
+    """Run one admin operation against the configured database (see :func:`checked_server`)."""
+    server = checked_server(writes=writes)
 
     async def go() -> T:
         try:

@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tokenward.protocol.introspection import ClientFacts
@@ -27,7 +28,10 @@ from tokenward.server.stores import (
     KeyRow,
     NewSecretRow,
     NotFoundError,
+    OperatorRow,
+    SessionRow,
     Stores,
+    UsageCount,
 )
 
 __all__ = ["Repository", "async_url", "create_engine_for", "sql_stores"]
@@ -104,6 +108,10 @@ def _client(row: sa.Row[Any], client_secrets: Sequence[ClientSecret]) -> Client:
         created_at=row.created_at,
         introspect_apis=frozenset(row.introspect_apis or ()),
     )
+
+
+def _operator(row: sa.Row[Any]) -> OperatorRow:
+    return OperatorRow(**row._mapping)
 
 
 def _client_values(client: Client) -> dict[str, Any]:
@@ -567,6 +575,170 @@ class Repository:
             rows = await conn.execute(statement.limit(query.limit))
             return [dict(r._mapping) for r in rows.all()]
 
+    # -- console operators and sessions ------------------------------------------------------
+
+    async def list_operators(self) -> list[OperatorRow]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(sa.select(t.operators).order_by(t.operators.c.name))
+            return [_operator(r) for r in rows.all()]
+
+    async def get_operator(self, name: str) -> OperatorRow:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(sa.select(t.operators).where(t.operators.c.name == name))
+            ).first()
+        if row is None:
+            raise NotFoundError(name)
+        return _operator(row)
+
+    async def create_operator(self, row: OperatorRow, *, audit: AuditRecord) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(sa.insert(t.operators).values(**dataclasses.asdict(row)))
+                await self._insert_audit(conn, [audit])
+        except sa.exc.IntegrityError:
+            raise ConflictError(f"operator {row.name} already exists") from None
+
+    async def update_operator(
+        self, name: str, values: Mapping[str, Any], *, end_sessions: bool, audit: AuditRecord
+    ) -> None:
+        o = t.operators.c
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.update(t.operators).where(o.name == name).values(**values)
+            )
+            if result.rowcount == 0:
+                raise NotFoundError(name)
+            if end_sessions:
+                sessions = t.operator_sessions
+                await conn.execute(sa.delete(sessions).where(sessions.c.operator == name))
+            await self._insert_audit(conn, [audit])
+
+    async def login_failed(
+        self,
+        name: str,
+        *,
+        limit: int,
+        lock_until: int,
+        audit: AuditRecord,
+        lock_audit: AuditRecord,
+    ) -> bool:
+        """One failure more, counted in the database so every worker and instance agrees."""
+        o = t.operators.c
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(t.operators)
+                .where(o.name == name)
+                .values(failed_logins=o.failed_logins + 1)
+            )
+            failures = await conn.scalar(sa.select(o.failed_logins).where(o.name == name))
+            locks = failures is not None and failures >= limit
+            if locks:
+                await conn.execute(
+                    sa.update(t.operators)
+                    .where(o.name == name)
+                    .values(failed_logins=0, locked_until=lock_until)
+                )
+            await self._insert_audit(conn, [audit, lock_audit] if locks else [audit])
+        return locks
+
+    async def login_succeeded(self, name: str, session: SessionRow, *, audit: AuditRecord) -> None:
+        o = t.operators.c
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(t.operators)
+                .where(o.name == name)
+                .values(failed_logins=0, locked_until=None, last_login_at=session.created_at)
+            )
+            await conn.execute(sa.insert(t.operator_sessions).values(**dataclasses.asdict(session)))
+            await self._insert_audit(conn, [audit])
+
+    async def find_session(self, id_digest: str) -> tuple[SessionRow, OperatorRow] | None:
+        s = t.operator_sessions
+        statement = sa.select(s, t.operators).join(t.operators, t.operators.c.name == s.c.operator)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(statement.where(s.c.id_digest == id_digest))).first()
+        if row is None:
+            return None
+        values = row._mapping
+        session = SessionRow(**{c.name: values[s.c[c.name]] for c in s.columns})
+        operator = OperatorRow(
+            **{c.name: values[t.operators.c[c.name]] for c in t.operators.columns}
+        )
+        return session, operator
+
+    async def touch_session(self, id_digest: str, *, seen_at: int) -> None:
+        s = t.operator_sessions
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                sa.update(s).where(s.c.id_digest == id_digest).values(seen_at=seen_at)
+            )
+
+    async def end_session(self, id_digest: str, *, audit: AuditRecord | None) -> None:
+        s = t.operator_sessions
+        async with self.engine.begin() as conn:
+            await conn.execute(sa.delete(s).where(s.c.id_digest == id_digest))
+            if audit is not None:
+                await self._insert_audit(conn, [audit])
+
+    async def purge_sessions(self, now: int, *, idle: int) -> int:
+        s = t.operator_sessions.c
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.delete(t.operator_sessions).where(
+                    sa.or_(s.expires_at <= now, s.seen_at <= now - idle)
+                )
+            )
+            return int(result.rowcount)
+
+    # -- usage statistics ---------------------------------------------------------------------
+
+    async def add_usage(self, counts: Sequence[UsageCount]) -> None:
+        """One upsert per batch: a row's count grows by the batch's count (several workers
+        and instances add to the same minute)."""
+        if not counts:
+            return
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(t.usage_minutes)
+        statement = statement.on_conflict_do_update(
+            index_elements=["minute", "client_id", "event"],
+            set_={"count": t.usage_minutes.c.count + statement.excluded.count},
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(statement, [dataclasses.asdict(c) for c in counts])
+
+    async def usage_series(self, since: int, *, client_id: str | None = None) -> list[UsageCount]:
+        u = t.usage_minutes.c
+        statement = sa.select(u.minute, u.event, sa.func.sum(u.count)).where(u.minute >= since)
+        if client_id is not None:
+            statement = statement.where(u.client_id == client_id)
+        statement = statement.group_by(u.minute, u.event).order_by(u.minute)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        shown = "*" if client_id is None else client_id
+        return [UsageCount(int(m), shown, e, int(n)) for m, e, n in rows]
+
+    async def top_clients(self, since: int, *, suffix: str, limit: int) -> list[tuple[str, int]]:
+        u = t.usage_minutes.c
+        total = sa.func.sum(u.count).label("total")
+        statement = (
+            sa.select(u.client_id, total)
+            .where(u.minute >= since, u.event.endswith(suffix, autoescape=True))
+            .group_by(u.client_id)
+            .order_by(total.desc(), u.client_id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        return [(str(c), int(n)) for c, n in rows]
+
+    async def purge_usage(self, before: int) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.delete(t.usage_minutes).where(t.usage_minutes.c.minute < before)
+            )
+            return int(result.rowcount)
+
 
 def sql_stores(url: str) -> Stores:
     """Every storage port, implemented by one repository over one engine."""
@@ -578,5 +750,7 @@ def sql_stores(url: str) -> Stores:
         replay=repository,
         audit=repository,
         admin=repository,
+        operators=repository,
+        usage=repository,
         close=repository.close,
     )

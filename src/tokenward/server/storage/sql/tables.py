@@ -11,11 +11,14 @@ __all__ = [
     "clients",
     "metadata",
     "opaque_tokens",
+    "operator_sessions",
+    "operators",
     "registry_state",
     "revoked_tokens",
     "scopes",
     "secret_fingerprints",
     "signing_keys",
+    "usage_minutes",
     "used_assertions",
 ]
 
@@ -141,6 +144,48 @@ used_assertions = sa.Table(
     sa.Column("client_id", sa.String(255), primary_key=True),
     sa.Column("jti", sa.String(255), primary_key=True),
     sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+)
+
+# -- console (migration 0007) --------------------------------------------------------------
+
+operators = sa.Table(
+    "operators",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("failed_logins", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("locked_until", sa.BigInteger, nullable=True),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("password_changed_at", sa.BigInteger, nullable=False),
+    sa.Column("last_login_at", sa.BigInteger, nullable=True),
+)
+
+operator_sessions = sa.Table(
+    "operator_sessions",
+    metadata,
+    sa.Column("id_digest", sa.String(64), primary_key=True),
+    sa.Column(
+        "operator",
+        sa.String(100),
+        sa.ForeignKey("operators.name", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("csrf_token", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+    sa.Column("seen_at", sa.BigInteger, nullable=False),
+)
+
+usage_minutes = sa.Table(
+    "usage_minutes",
+    metadata,
+    sa.Column("minute", sa.BigInteger, primary_key=True),
+    sa.Column("client_id", sa.String(255), primary_key=True),
+    sa.Column("event", sa.String(64), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
 )
 
 # Migration 0003: a fingerprint of each pepper and of the key-encryption key (never the value:

@@ -1,7 +1,7 @@
 """secret_fingerprints: a fingerprint of each pepper and of the key-encryption key
 
 Revision ID: 0003
-Revises: 0002
+Revises: 0007
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0002"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
