@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -421,3 +422,20 @@ def test_postgresql_unmigrated_then_another_pepper(postgres_url: str, tmp_path: 
     result = env.cli("apis", "list", env={"TOKENWARD_PEPPER": secrets.token_hex(32)}, check=False)
     _one_line(result, "TOKENWARD_PEPPER does not match the one the database at 127.0.0.1:")
     assert env.cli("apis", "list").stdout.startswith(API)
+
+
+def test_a_port_in_use_and_a_newer_schema_are_one_line(
+    cli_env: TokenwardEnv, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run(capsys, monkeypatch, ("serve", "--port", str(port)), {})
+        _one_line(result, f"port {port} on 127.0.0.1 is in use (--host, --port)")
+    assert _run(capsys, monkeypatch, ("migrate",), {}).returncode == 0
+    database = cli_env.home / "tw.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    result = _run(capsys, monkeypatch, ("apis", "list"), {})
+    _one_line(result, f"the database at {database} has schema revision 9999, newer than")
