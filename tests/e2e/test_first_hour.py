@@ -129,7 +129,7 @@ def test_a_key_the_server_cannot_decrypt_is_reported_and_the_others_serve(
         doctor = tw_env.cli("doctor", check=False)
         assert doctor.returncode == 1
         assert f"  FAIL  signing key {bad} is not used: it does not decrypt" in doctor.stdout
-        assert tw_env.cli("keys", "delete", bad).stdout == f"deleted key {bad}\n"
+        assert tw_env.cli("keys", "delete", "--", bad).stdout == f"deleted key {bad}\n"
         assert tw_env.cli("doctor").stdout.endswith("all is well\n")
 
 

@@ -145,16 +145,16 @@ def test_key_commands_through_the_cli(tw_env: TokenwardEnv) -> None:
     server)."""
     tw_env.cli("apis", "create", "--identifier", API, "--name", "A", "--scope", "read")
     (bad,) = [k["kid"] for k in tw_env.cli_json("keys", "list")]
-    refused = tw_env.cli("keys", "delete", bad, check=False)
+    refused = tw_env.cli("keys", "delete", "--", bad, check=False)
     assert refused.returncode == 1
     assert refused.stderr.strip() == f"error: key {bad} is signing (active): retire it first"
-    retired = tw_env.cli("keys", "retire", bad)
+    retired = tw_env.cli("keys", "retire", "--", bad)
     assert retired.stdout.startswith(f"retired ES256 key {bad}: published until ")
-    refused = tw_env.cli("keys", "delete", bad, check=False)
+    refused = tw_env.cli("keys", "delete", "--", bad, check=False)
     assert refused.returncode == 1
     assert "may be valid until" in refused.stderr
     assert refused.stderr.rstrip().endswith("(--force)")
-    assert tw_env.cli("keys", "delete", bad, "--force").stdout.strip() == (
+    assert tw_env.cli("keys", "delete", "--force", "--", bad).stdout.strip() == (
         f"deleted key {bad} (forced)"
     )
     keys = tw_env.cli_json("keys", "list")

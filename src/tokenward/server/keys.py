@@ -187,7 +187,7 @@ class KeyRing:
             return
         log.error(
             "signing key %s (%s) is not used: %s; restore the key-encryption key it was "
-            "created with, or remove it with `tokenward keys delete %s --force`",
+            "created with, or remove it with `tokenward keys delete --force -- %s`",
             row.kid,
             row.alg,
             cause,
