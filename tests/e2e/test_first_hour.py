@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import socket
@@ -169,26 +170,48 @@ def test_serve_port_is_the_issuer_port(tw_env: TokenwardEnv) -> None:
 
 
 def test_make_serve_with_a_port_works_end_to_end(tmp_path: Path) -> None:
-    """``make serve PORT=...``, then the README's next steps in another shell whose
-    TOKENWARD_ISSUER names that port: a token whose iss is the server's URL."""
+    """Before: ``make serve PORT=18000`` served on 18000 while discovery and every token said
+    :8000, and ``tokenward token`` in another shell got "connection refused". Now the README's
+    next steps, in another shell with nothing but the home in common (no TOKENWARD_ISSUER),
+    give a token whose iss is the server's URL, and ``tokenward doctor`` finds the server."""
     env = TokenwardEnv(home=tmp_path)
-    base = {k: v for k, v in env.environ().items() if k != "TOKENWARD_ISSUER"}
+    shell = {k: v for k, v in env.environ().items() if k != "TOKENWARD_ISSUER"}
     argv = ["make", "--no-print-directory", "-C", str(ROOT), "serve", f"PORT={env.port}"]
-    with _process(argv, {**base, "TOKENWARD_SKIP_APT": "1"}, env):
-        env.cli("apis", "create", "--identifier", API, "--name", "A", "--scope", "r")
-        created = env.cli_json("clients", "create", "--name", "c", "--scope", "r")
-        token = env.cli(
-            "token",
-            "--client-id",
-            created["client_id"],
-            env={"TOKENWARD_CLIENT_SECRET": created["client_secret"]},
-        ).stdout.strip()
+    with _process(argv, {**shell, "TOKENWARD_SKIP_APT": "1"}, env) as server:
+        metadata = httpx.get(f"{server.url}/.well-known/oauth-authorization-server").json()
+        assert metadata["issuer"] == server.url
+        assert metadata["token_endpoint"] == f"{server.url}/token"
+        assert f"  discovery: {server.url}/.well-known/oauth-authorization-server" in server.log()
+        _shell(shell, "apis", "create", "--identifier", API, "--name", "A", "--scope", "r")
+        created = json.loads(
+            _shell(shell, "clients", "create", "--name", "c", "--scope", "r", "--json")
+        )
+        secret = {"TOKENWARD_CLIENT_SECRET": created["client_secret"]}
+        token = _shell({**shell, **secret}, "token", "--client-id", created["client_id"])
         claims = httpx.post(
-            f"{env.issuer}/introspect",
-            data={"token": token},
+            f"{server.url}/introspect",
+            data={"token": token.strip()},
             auth=(created["client_id"], created["client_secret"]),
         ).json()
-        assert claims["iss"] == f"http://127.0.0.1:{env.port}"
+        assert claims["active"] is True
+        assert claims["iss"] == server.url
+        doctor = _shell(shell, "doctor")
+        assert f"{server.url}  (served, {tmp_path / 'issuer'})" in doctor
+        assert f"the issuer answers at {server.url}/.well-known/" in doctor
+
+
+def _shell(environ: dict[str, str], *args: str) -> str:
+    """``tokenward ARGS`` in another shell: another working directory, exactly ``environ``."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "tokenward", *args],
+        env=environ,
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
 
 
 @contextlib.contextmanager

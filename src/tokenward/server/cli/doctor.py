@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from tokenward import __version__
+from tokenward.cli.token import ISSUER_FILE
 from tokenward.server.cli.common import discovery_url, group, when
 from tokenward.server.composition import build_server
 from tokenward.server.keys import KeyRing
@@ -77,11 +78,25 @@ def _shown(name: str, value: Any) -> str:
     return str(value)
 
 
-def _print_settings(settings: Settings) -> None:
+def _with_served_issuer(settings: Settings) -> tuple[Settings, bool]:
+    """With ``TOKENWARD_ISSUER`` unset, the issuer ``tokenward serve`` recorded in the home
+    (``serve --port 18000``), if any; the flag says it was used."""
+    if "issuer" in settings.model_fields_set:
+        return settings, False
+    try:
+        served = (settings.home_dir / ISSUER_FILE).read_text().strip()
+    except OSError:
+        return settings, False
+    return (load_settings(issuer=served), True) if served else (settings, False)
+
+
+def _print_settings(settings: Settings, served_issuer: bool) -> None:
     typer.echo("settings")
     for name in Settings.model_fields:
         value = getattr(settings, name)
         source = _source(name, settings)
+        if name == "issuer" and served_issuer:
+            source = f"served, {settings.home_dir / ISSUER_FILE}"
         if name in ("pepper", "key_encryption_key") and value is None and settings.is_sqlite:
             value, source = SecretStr("-"), f"development secrets file {settings.secrets_file}"
         if name == "home" and value is None:
@@ -208,11 +223,11 @@ def _step(report: Report, check: Callable[[], Any]) -> Any:
 @app.command()
 def doctor() -> None:
     """Print the resolved settings, database, keys; check the issuer answers. Writes nothing."""
-    settings = load_settings()
+    settings, served_issuer = _with_served_issuer(load_settings())
     typer.echo(f"tokenward {__version__}, home {settings.home_dir}")
     if Path(".env").exists():
         typer.echo(f"settings also read from {Path('.env').absolute()}")
-    _print_settings(settings)
+    _print_settings(settings, served_issuer)
     report = Report()
     typer.echo("checks")
     state = _check_database(settings, report)

@@ -9,6 +9,7 @@ state lives, once. Every problem found there is one line and exit status 2.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import socket
@@ -17,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from tokenward.cli.token import ISSUER_FILE
 from tokenward.server.cli.common import discovery_url, group
 from tokenward.server.composition import build_server
 from tokenward.server.preflight import Checked, preflight
@@ -25,7 +27,13 @@ from tokenward.server.settings import ConfigError, Settings, is_loopback, load_s
 from tokenward.server.storage.sql.checks import DatabaseProblem, inspect_database
 from tokenward.server.storage.sql.migrate import upgrade
 
-__all__ = ["effective_settings", "migrate_app", "serve_app", "worker_environment"]
+__all__ = [
+    "effective_settings",
+    "migrate_app",
+    "record_issuer",
+    "serve_app",
+    "worker_environment",
+]
 
 serve_app = group("Run the authorization server.")
 migrate_app = group("Upgrade the database schema.")
@@ -133,6 +141,7 @@ def serve(
     checked = preflight(settings, writes=True)
     _ensure_first_key(settings, checked.secrets)
     _announce(settings, checked, host, port, workers)
+    record_issuer(settings)
     os.environ.update(worker_environment(settings))
     uvicorn.run(
         "tokenward.server.app:create_app",
@@ -147,6 +156,17 @@ def serve(
         timeout_keep_alive=30,
         limit_concurrency=4096,
     )
+
+
+def record_issuer(settings: Settings) -> None:
+    """Write the issuer served into the home (``issuer``), where ``tokenward token`` and
+    ``tokenward doctor`` in another shell find it when ``TOKENWARD_ISSUER`` is unset there:
+    ``make serve PORT=18000`` then needs nothing else. Skipped when the home does not exist (a
+    PostgreSQL deployment without a home) or is read-only."""
+    home = settings.home_dir
+    if home.is_dir():
+        with contextlib.suppress(OSError):
+            (home / ISSUER_FILE).write_text(settings.issuer + "\n")
 
 
 def _ensure_first_key(settings: Settings, secrets: ServerSecrets) -> None:
