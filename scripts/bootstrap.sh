@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Idempotent setup for a fresh Debian machine; `make serve` and `make test` both call it.
 #
-#   1. System packages (apt): PostgreSQL server binaries, wrk, make, curl, jq, chromium (the
-#      console's browser tests) (and python3-venv when .venv must be created). Skipped entirely
-#      when all are present.
+#   1. System packages (apt): PostgreSQL server binaries, wrk, make, chromium (the console's
+#      browser tests), and what the README's walkthrough and the docs use (curl, jq,
+#      sqlite3); python3-venv when .venv must be created. Skipped entirely when all are
+#      present.
 #   2. .venv (python3 -m venv) if missing.
 #   3. pip install -e ".[dev]" only when pyproject.toml changed since the last install.
 #
@@ -34,9 +35,10 @@ missing=()
 have_postgres || missing+=(postgresql)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v make >/dev/null 2>&1 || missing+=(make)
+for tool in curl jq sqlite3; do  # the README walkthrough and docs/ (tests run them)
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
-command -v curl >/dev/null 2>&1 || missing+=(curl)  # docs/admin-api.md's walkthrough (a test)
-command -v jq >/dev/null 2>&1 || missing+=(jq)
 if [[ ! -x "$VENV/bin/python" ]]; then
     if ! command -v "$PYTHON" >/dev/null 2>&1; then
         missing+=(python3 python3-venv)

@@ -52,6 +52,7 @@ def test_every_declared_dependency_is_used() -> None:
             "pydantic-settings": "pydantic_settings",
             "prometheus-client": "prometheus_client",
             "argon2-cffi": "argon2",
+            "pyyaml": "yaml",
         }.get(name, name.replace("-", "_"))
         used = rf"^\s*(import|from)\s+{re.escape(module)}\b|\+{re.escape(module)}:"
         if name == "tokenward" or re.search(used, source, re.MULTILINE):

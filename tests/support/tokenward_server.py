@@ -41,6 +41,7 @@ class TokenwardEnv:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENWARD_")}
         env.update(
             {
+                "TOKENWARD_HOME": str(self.home),
                 "TOKENWARD_DATABASE_URL": self.database_url or f"sqlite:///{self.home}/tw.db",
                 "TOKENWARD_ISSUER": self.issuer,
                 "TOKENWARD_SECRETS_FILE": str(self.home / "secrets.json"),
@@ -52,13 +53,18 @@ class TokenwardEnv:
         return env
 
     def cli(
-        self, *args: str, check: bool = True, env: Mapping[str, str] | None = None
+        self,
+        *args: str,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``tokenward ARGS`` as a user would (``env``: extra variables)."""
+        """Run ``tokenward ARGS`` as a user would (``env``: extra variables; ``cwd``: another
+        working directory than the home)."""
         proc = subprocess.run(
             [sys.executable, "-m", "tokenward", *args],
             env={**self.environ(), **(env or {})},
-            cwd=self.home,
+            cwd=cwd or self.home,
             capture_output=True,
             text=True,
             timeout=60,

@@ -24,9 +24,13 @@ SERVER_COMMANDS: dict[str, str] = {
     "init": "Register the admin REST API and its first admin client.",
     "apis": "APIs (resource servers) and their scopes.",
     "clients": "Clients, their scopes and secrets.",
-    "keys": "Signing keys: list, rotate, retire.",
+    "keys": "Signing keys: list, rotate, retire, delete.",
     "audit": "The audit trail of administrative changes.",
     "admins": "Console operators: create, list, disable, reset-password.",
+    "doctor": "Check the settings, database, keys and the running server.",
+    "export": "Write the APIs, scopes and clients as YAML (never secrets).",
+    "validate": "Check a configuration file without a server.",
+    "apply": "Make the server match a configuration file (--dry-run, --prune).",
 }
 #: name -> (module, attribute, one-line help): commands of the base install.
 CLIENT_COMMANDS: dict[str, tuple[str, str, str]] = {

@@ -6,13 +6,36 @@ Part of the base install: it needs no server code, only ``tokenward.client``.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
-__all__ = ["DEFAULT_ISSUER", "token"]
+__all__ = ["DEFAULT_ISSUER", "ISSUER_FILE", "local_issuer", "token"]
 
 #: The issuer of a local ``tokenward serve`` with default settings.
 DEFAULT_ISSUER = "http://127.0.0.1:8000"
+
+#: In the home, the issuer a ``tokenward serve`` without ``TOKENWARD_ISSUER`` last served
+#: (``serve --port 18000`` writes ``http://127.0.0.1:18000``).
+ISSUER_FILE = "issuer"
+
+
+def local_issuer() -> str:
+    """``TOKENWARD_ISSUER``, else the issuer the local server recorded in its home
+    (``TOKENWARD_HOME``, else ``$XDG_DATA_HOME/tokenward``, as the server resolves it), else
+    :data:`DEFAULT_ISSUER`."""
+    explicit = os.environ.get("TOKENWARD_ISSUER")
+    if explicit:
+        return explicit
+    home = os.environ.get("TOKENWARD_HOME") or os.path.join(
+        os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share"),
+        "tokenward",
+    )
+    try:
+        recorded = Path(os.path.expanduser(home), ISSUER_FILE).read_text().strip()
+    except OSError:
+        return DEFAULT_ISSUER
+    return recorded or DEFAULT_ISSUER
 
 
 @click.command()
@@ -23,7 +46,10 @@ DEFAULT_ISSUER = "http://127.0.0.1:8000"
     required=True,
     help="Client secret (prefer the TOKENWARD_CLIENT_SECRET variable: argv is visible).",
 )
-@click.option("--issuer", help="Issuer URL (default: TOKENWARD_ISSUER, else a local server).")
+@click.option(
+    "--issuer",
+    help="Issuer URL (default: TOKENWARD_ISSUER, else the local `tokenward serve`'s, any port).",
+)
 @click.option("--scope", "scopes", multiple=True, help="A scope to request (repeat).")
 @click.option("--resource", help="The API (RFC 8707 resource).")
 @click.option(
@@ -49,7 +75,7 @@ def token(
     from tokenward.client.cli import token_command
 
     if issuer is None and token_endpoint is None:
-        issuer = os.environ.get("TOKENWARD_ISSUER") or DEFAULT_ISSUER
+        issuer = local_issuer()
     try:
         out = token_command(
             issuer=issuer,

@@ -22,12 +22,13 @@ from starlette.routing import Mount
 from tokenward.protocol.errors import TemporarilyUnavailable
 from tokenward.server.admin.api import admin_api
 from tokenward.server.admin.console import console_routes
-from tokenward.server.composition import Server, build_server, prepare_database
+from tokenward.server.composition import Server, build_server
 from tokenward.server.events import configure_logging
 from tokenward.server.http.post import PostHandler
 from tokenward.server.http.rendering import error_response
 from tokenward.server.http.routes import protocol_routes
-from tokenward.server.settings import Settings
+from tokenward.server.preflight import preflight
+from tokenward.server.settings import Settings, load_settings
 
 __all__ = ["TokenwardApp", "check_settings", "create_app", "wrap"]
 
@@ -143,17 +144,20 @@ def wrap(server: Server) -> TokenwardApp:
 
 
 def create_app(settings: Settings | None = None, *, configure_logs: bool = True) -> TokenwardApp:
-    """Build the application. Settings default to the environment (``TOKENWARD_*``)."""
-    settings = settings or Settings()
+    """Build the application. Settings default to the environment (``TOKENWARD_*``). The
+    start-up checks (``server/preflight.py``) run first: a database that cannot be reached or
+    secrets that do not match it raise :class:`ConfigError` before anything is served."""
+    settings = settings or load_settings()
     if configure_logs:
         configure_logging(level=settings.log_level, fmt=settings.log_format)
     check_settings(settings)
-    prepare_database(settings)
-    return wrap(build_server(settings))
+    checked = preflight(settings, writes=True)
+    return wrap(build_server(settings, server_secrets=checked.secrets))
 
 
 def check_settings(settings: Settings) -> None:
-    """Refuse a plain-http issuer off loopback (``ValueError``); warn about one on loopback."""
+    """Refuse a plain-http issuer off loopback (:class:`ConfigError`); warn about one on
+    loopback."""
     settings.check_transport()
     if settings.insecure_issuer:
         log.warning(

@@ -94,11 +94,13 @@ def load_server_secrets(settings: Settings) -> ServerSecrets:
         ),
         dev_file=settings.secrets_file if settings.is_sqlite else None,
     )
-    if server_secrets.generated:
+    if server_secrets.created:
+        # Once, when generated: every later command reads the same file without a word.
         log.warning(
-            "DEVELOPMENT SECRETS: pepper and key-encryption key were generated into %s; set "
-            "TOKENWARD_PEPPER and TOKENWARD_KEY_ENCRYPTION_KEY in production",
-            settings.secrets_file,
+            "DEVELOPMENT SECRETS: pepper and key-encryption key were generated into %s; keep "
+            "that file with the database, and set TOKENWARD_PEPPER and "
+            "TOKENWARD_KEY_ENCRYPTION_KEY in production",
+            server_secrets.dev_file,
         )
     return server_secrets
 

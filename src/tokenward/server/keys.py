@@ -23,13 +23,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from cryptography.exceptions import InvalidTag
+
 from tokenward.jose.keys import KeyMaterial, generate_private_pem, load_key_material
 from tokenward.jose.signing import JwsSigner
 from tokenward.protocol.access_token import JWT_TYP
 from tokenward.server.secrets import KeyEncryptor
 from tokenward.server.stores import KeyRow, KeyStore
 
-__all__ = ["KeyRing", "KeyState", "ensure_keys", "key_states", "new_key_row", "rotate"]
+__all__ = [
+    "KeyRing",
+    "KeyState",
+    "ensure_keys",
+    "key_states",
+    "new_key_row",
+    "rotate",
+    "unreadable_cause",
+]
 
 SKEW = 60
 log = logging.getLogger("tokenward.keys")
@@ -124,6 +134,16 @@ async def ensure_keys(
             await rotate(store, encryptor, alg=alg, now=now, activates_at=now + publication_delay)
 
 
+def unreadable_cause(exc: Exception) -> str:
+    """Why a stored key cannot be used, in words (never key material)."""
+    if isinstance(exc, InvalidTag):
+        return (
+            "it does not decrypt with this TOKENWARD_KEY_ENCRYPTION_KEY (another key encrypted "
+            "it, or the row was altered)"
+        )
+    return f"it cannot be read ({type(exc).__name__}: {exc})"
+
+
 class KeyRing:
     """The keys one process holds: signers per algorithm and the published JWKS."""
 
@@ -135,19 +155,45 @@ class KeyRing:
         self._signers: dict[str, JwsSigner] = {}
         self._next_change: int = 0
         self.jwks_json: bytes = b'{"keys":[]}'
+        #: kid -> why the key could not be used (it is neither published nor signing).
+        self.unreadable: dict[str, str] = {}
 
     def load(self, rows: Sequence[KeyRow], *, now: int) -> None:
-        """Decrypt new rows (once each) and recompute signers and the JWKS document."""
+        """Decrypt new rows (once each) and recompute signers and the JWKS document.
+
+        A key that cannot be decrypted or read is left out (reported once, by ``kid`` and
+        cause, and listed in :attr:`unreadable`): the keys that can be read are still
+        published and sign."""
         materials = {}
+        unreadable = {}
         for row in rows:
             known = self._materials.get(row.kid)
             if known is None:
-                pem = self._encryptor.decrypt(row.private_key, context=row.kid.encode())
-                known = load_key_material(pem, row.alg)
+                try:
+                    pem = self._encryptor.decrypt(row.private_key, context=row.kid.encode())
+                    known = load_key_material(pem, row.alg)
+                except Exception as exc:  # any failure: one bad row never stops the others
+                    unreadable[row.kid] = unreadable_cause(exc)
+                    self._report(row, unreadable[row.kid])
+                    continue
             materials[row.kid] = known
         self._materials = materials
-        self._rows = list(rows)
+        self.unreadable = unreadable
+        self._rows = [row for row in rows if row.kid in materials]
         self._recompute(now)
+
+    def _report(self, row: KeyRow, cause: str) -> None:
+        if row.kid in self.unreadable:
+            return
+        log.error(
+            "signing key %s (%s) is not used: %s; restore the key-encryption key it was "
+            "created with, or remove it with `tokenward keys delete --force -- %s`",
+            row.kid,
+            row.alg,
+            cause,
+            row.kid,
+            extra={"kid": row.kid, "alg": row.alg},
+        )
 
     def _recompute(self, now: int) -> None:
         states = key_states(self._rows, now=now, max_token_ttl=self._max_ttl)

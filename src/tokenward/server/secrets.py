@@ -18,16 +18,19 @@ import math
 import os
 import secrets
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
+    "KEK_FINGERPRINT",
     "KeyEncryptor",
     "SecretHasher",
     "ServerSecrets",
     "build_server_secrets",
+    "fingerprint",
     "generate_client_secret",
     "load_or_create_dev_secrets",
     "secret_strength_warning",
@@ -107,24 +110,52 @@ def _to_key(material: str) -> bytes:
     return hashlib.sha256(material.encode()).digest()
 
 
+def fingerprint(material: bytes, label: str) -> str:
+    """A value that identifies ``material`` without revealing it: HMAC-SHA-256 of a fixed label
+    under the secret. The database records it so a process started with another pepper or
+    key-encryption key is refused before it writes anything (docs/configuration-as-code.md)."""
+    return hmac.new(material, b"tokenward fingerprint v1: " + label.encode(), "sha256").hexdigest()
+
+
+#: The fingerprint name of the key-encryption key; peppers are ``pepper:<id>``.
+KEK_FINGERPRINT = "key_encryption_key"
+
+
 @dataclass(frozen=True)
 class ServerSecrets:
     hasher: SecretHasher
     encryptor: KeyEncryptor
+    #: True when the pepper or key-encryption key came from the development secrets file.
     generated: bool
+    #: name -> fingerprint of every pepper (``pepper:<id>``) and of the key-encryption key.
+    fingerprints: Mapping[str, str] = field(default_factory=dict)
+    #: The development secrets file used, and whether this process created it.
+    dev_file: Path | None = None
+    created: bool = False
 
 
-def load_or_create_dev_secrets(path: Path) -> dict[str, str]:
-    """Read, or create with mode 0600, the development secrets file."""
+def load_or_create_dev_secrets(path: Path) -> tuple[dict[str, str], bool]:
+    """Read, or create with mode 0600, the development secrets file; True when created now.
+
+    The file is written under a temporary name and linked into place, which fails if another
+    process (a worker, a CLI command) created it first: then that one is read.
+    """
     if path.exists():
         data: dict[str, str] = json.loads(path.read_text())
-        return data
+        return data, False
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"pepper": secrets.token_hex(32), "key_encryption_key": secrets.token_hex(32)}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(data, handle)
-    return data
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return load_or_create_dev_secrets(path)
+    finally:
+        temporary.unlink()
+    return data, True
 
 
 def build_server_secrets(
@@ -136,16 +167,37 @@ def build_server_secrets(
     dev_file: Path | None,
 ) -> ServerSecrets:
     """Peppers and key-encryption key from settings, or from the dev file when allowed."""
-    generated = False
+    created = False
+    used_file = None
     if pepper is None or key_encryption_key is None:
         if dev_file is None:
+            missing = [
+                name
+                for name, value in (
+                    ("TOKENWARD_PEPPER", pepper),
+                    ("TOKENWARD_KEY_ENCRYPTION_KEY", key_encryption_key),
+                )
+                if value is None
+            ]
             raise ValueError(
-                "TOKENWARD_PEPPER and TOKENWARD_KEY_ENCRYPTION_KEY must be set when the database "
-                "is not SQLite (every instance needs the same values)"
+                f"{' and '.join(missing)} must be set (or {missing[0]}_FILE) when the database "
+                "is not SQLite: every instance needs the same values"
             )
-        dev = load_or_create_dev_secrets(dev_file)
+        dev, created = load_or_create_dev_secrets(dev_file)
         pepper = pepper or dev["pepper"]
         key_encryption_key = key_encryption_key or dev["key_encryption_key"]
-        generated = True
-    hasher = SecretHasher(pepper.encode(), pepper_id, {k: v.encode() for k, v in previous.items()})
-    return ServerSecrets(hasher, KeyEncryptor(_to_key(key_encryption_key)), generated)
+        used_file = dev_file
+    peppers = {**{k: v.encode() for k, v in previous.items()}, pepper_id: pepper.encode()}
+    kek = _to_key(key_encryption_key)
+    prints = {
+        f"pepper:{pid}": fingerprint(value, f"pepper:{pid}") for pid, value in peppers.items()
+    }
+    prints[KEK_FINGERPRINT] = fingerprint(kek, KEK_FINGERPRINT)
+    return ServerSecrets(
+        hasher=SecretHasher(pepper.encode(), pepper_id, {k: peppers[k] for k in previous}),
+        encryptor=KeyEncryptor(kek),
+        generated=used_file is not None,
+        fingerprints=prints,
+        dev_file=used_file,
+        created=created,
+    )

@@ -2,21 +2,136 @@
 
 docs/configuration.md is generated from this class (``python -m tokenward.server.settings``)
 and a test fails when the two disagree.
+
+Every problem with the settings is a :class:`ConfigError`: one line naming the setting and what
+is allowed, which the command line prints with exit status 2 (never a traceback). Secrets may
+come from files (``TOKENWARD_PEPPER_FILE``...), for Kubernetes secrets and systemd credentials.
+The server's local state (the SQLite database, the generated development secrets) lives in one
+directory, ``TOKENWARD_HOME``, resolved to an absolute path, so every command finds the same
+state from any working directory.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args, get_origin
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import annotated_types
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from tokenward.protocol.transport import is_loopback_host
 
-__all__ = ["Settings", "render_reference"]
+__all__ = [
+    "FILE_SETTINGS",
+    "ConfigError",
+    "Settings",
+    "default_home",
+    "load_settings",
+    "render_reference",
+    "unknown_variables",
+]
+
+#: Settings that may also be read from a file named by ``TOKENWARD_<NAME>_FILE``.
+FILE_SETTINGS = ("database_url", "pepper", "previous_peppers", "key_encryption_key")
+#: ``TOKENWARD_*`` variables read by other parts of tokenward (not server settings).
+OTHER_VARIABLES = frozenset(
+    {"TOKENWARD_CLIENT_ID", "TOKENWARD_CLIENT_SECRET", "TOKENWARD_SKIP_APT"}
+)
+#: Variables with this prefix belong to the test suite and are never warned about.
+TEST_PREFIX = "TOKENWARD_TEST_"
+DEFAULT_DATABASE_URL = "sqlite:///tokenward.db"
+DEFAULT_SECRETS_FILE = Path("secrets.json")
+#: Database URL schemes tokenward can use, and the driver each needs.
+DATABASE_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgres", "postgresql+psycopg")
+#: Least length of a pepper or key-encryption key off loopback: 256 bits.
+MIN_SECRET_BYTES = 32
+
+
+class ConfigError(ValueError):
+    """A setting is missing, invalid or inconsistent. The message is one line that names the
+    setting and never contains a secret."""
+
+
+def env_name(field: str) -> str:
+    return f"TOKENWARD_{field.upper()}"
+
+
+def is_loopback(host: str) -> bool:
+    """The one loopback rule (``protocol.transport``), for a host as given to ``--host``."""
+    return is_loopback_host(host)
+
+
+def default_home() -> Path:
+    """``$XDG_DATA_HOME/tokenward``, else ``~/.local/share/tokenward``."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(os.path.abspath(base)) / "tokenward"
+
+
+def _resolve_home(value: object) -> Path:
+    if value is None or value == "":
+        return default_home()
+    return Path(os.path.abspath(os.path.expanduser(str(value))))
+
+
+def _sqlite_in_home(url: str, home: Path) -> str:
+    """A relative SQLite path is taken inside the home; absolute ones and ``:memory:`` stay."""
+    scheme, sep, rest = url.partition(":///")
+    if not sep or not scheme.startswith("sqlite"):
+        return url
+    path, query_sep, query = rest.partition("?")
+    if not path or path == ":memory:" or path.startswith("/"):
+        return url
+    absolute = home / os.path.expanduser(path)
+    return f"{scheme}:///{absolute}{query_sep}{query}"
+
+
+class _SettingsFiles(PydanticBaseSettingsSource):
+    """``TOKENWARD_<NAME>_FILE``: a setting's value read from a file (one trailing newline
+    dropped), for Kubernetes secrets and systemd credentials (``%d/pepper``)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in FILE_SETTINGS:
+            variable = env_name(name)
+            path = os.environ.get(variable + "_FILE")
+            if not path:
+                continue
+            if os.environ.get(variable) is not None:
+                raise ConfigError(f"{variable} and {variable}_FILE are both set: keep one")
+            values[name] = _read_setting_file(variable + "_FILE", Path(path), name)
+        return values
+
+
+def _read_setting_file(variable: str, path: Path, name: str) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"{variable}: cannot read {path}: {reason}") from None
+    value = text.removesuffix("\n").removesuffix("\r")
+    if not value:
+        raise ConfigError(f"{variable}: {path} is empty")
+    if name == "previous_peppers":
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise ConfigError(f"{variable}: {path} is not a JSON object") from None
+    return value
 
 
 class Settings(BaseSettings):
@@ -27,9 +142,10 @@ class Settings(BaseSettings):
     )
 
     database_url: str = Field(
-        "sqlite:///var/tokenward.db",
-        description="SQLAlchemy URL. `sqlite:///path` (default, embedded) or "
-        "`postgresql://user:pass@host/db` (psycopg 3) to run several instances.",
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL. `sqlite:///path` (default, embedded; a relative path is "
+        "inside `TOKENWARD_HOME`) or `postgresql://user:pass@host:port/db` (psycopg 3) to run "
+        "several instances.",
     )
     issuer: str = Field(
         "http://127.0.0.1:8000",
@@ -55,9 +171,10 @@ class Settings(BaseSettings):
         "string (hashed to 32 bytes). Unset on SQLite: generated into `secrets_file`.",
     )
     secrets_file: Path = Field(
-        Path("var/secrets.json"),
-        description="Where development peppers and key-encryption keys are generated when not set "
-        "(SQLite only). Mode 0600.",
+        DEFAULT_SECRETS_FILE,
+        description="Where the development pepper and key-encryption key are generated when not "
+        "set (SQLite only; mode 0600; a relative path is inside `TOKENWARD_HOME`). Keep it with "
+        "the database: without it, no secret verifies and no signing key decrypts.",
     )
     token_ttl: int = Field(
         900, ge=30, le=86400, description="Default access-token lifetime in seconds (15 min)."
@@ -173,9 +290,10 @@ class Settings(BaseSettings):
         "its first start `tokenward serve` registers its audience and a first admin client.",
     )
     admin_credentials_file: Path = Field(
-        Path("var/admin-client.json"),
+        Path("admin-client.json"),
         description="Where `tokenward serve` writes the first admin client's credentials (mode "
-        "0600) when it has no terminal to print them on; read them, then delete the file.",
+        "0600) when it has no terminal to print them on (a relative path is inside "
+        "`TOKENWARD_HOME`); read them, then delete the file.",
     )
     # -- processes --
     shutdown_drain_seconds: int = Field(
@@ -187,6 +305,90 @@ class Settings(BaseSettings):
         "and the secrets' last-used stamps. Keep it below the orchestrator's grace period "
         "(Kubernetes `terminationGracePeriodSeconds`, 30 s by default).",
     )
+
+    # -- configuration: one home, checked values --
+    home: Path | None = Field(
+        None,
+        description="Directory of the server's local state: the SQLite database and the "
+        "development secrets. Unset: `$XDG_DATA_HOME/tokenward` (`~/.local/share/tokenward`). "
+        "Resolved to an absolute path, so every command finds the same state from any "
+        "working directory.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        files = _SettingsFiles(settings_cls)
+        return init_settings, env_settings, dotenv_settings, files, file_secret_settings
+
+    @model_validator(mode="before")
+    @classmethod
+    def _paths_in_home(cls, data: Any) -> Any:
+        """Resolve the home, then the SQLite database and the secrets file inside it."""
+        if not isinstance(data, dict):
+            return data
+        home = _resolve_home(data.get("home"))
+        url = data.get("database_url", DEFAULT_DATABASE_URL)
+        secrets_file = Path(os.path.expanduser(str(data.get("secrets_file") or "secrets.json")))
+        credentials = data.get("admin_credentials_file") or "admin-client.json"
+        return {
+            **data,
+            "home": home,
+            "database_url": _sqlite_in_home(url, home) if isinstance(url, str) else url,
+            "secrets_file": home / secrets_file,
+            "admin_credentials_file": home / Path(os.path.expanduser(str(credentials))),
+        }
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        scheme = value.partition(":")[0]
+        if ":" not in value or scheme not in DATABASE_SCHEMES:
+            raise ValueError(
+                f"unsupported database {scheme!r}: use sqlite:///PATH or "
+                "postgresql://USER:PASSWORD@HOST:PORT/NAME"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _strong_secrets(self) -> Settings:
+        """Off loopback, a pepper or key-encryption key must hold at least 256 bits."""
+        if self.is_loopback_issuer:
+            return self
+        for name, secret in (
+            ("pepper", self.pepper),
+            ("key_encryption_key", self.key_encryption_key),
+        ):
+            if secret is not None and len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"{env_name(name)} is shorter than {MIN_SECRET_BYTES} bytes, which is only "
+                    "allowed with a loopback issuer: generate one with `openssl rand -hex 32`"
+                )
+        return self
+
+    @property
+    def home_dir(self) -> Path:
+        """The resolved ``TOKENWARD_HOME`` (always absolute)."""
+        return self.home or default_home()
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, if the database is a SQLite file."""
+        scheme, sep, rest = self.database_url.partition(":///")
+        path = rest.partition("?")[0]
+        if not sep or not scheme.startswith("sqlite") or not path or path == ":memory:":
+            return None
+        return Path(path)
+
+    @property
+    def is_loopback_issuer(self) -> bool:
+        return is_loopback(urlsplit(self.issuer).hostname or "")
 
     @field_validator("issuer")
     @classmethod
@@ -210,13 +412,88 @@ class Settings(BaseSettings):
 
     def check_transport(self) -> None:
         """RFC 6749 §3.2: TLS is required; plain http only on loopback or when allowed."""
-        host = urlsplit(self.issuer).hostname or ""
-        loopback = is_loopback_host(host)
-        if self.insecure_issuer and not loopback and not self.allow_insecure_http:
-            raise ValueError(
-                "an http:// issuer is only allowed on a loopback host; use https or set "
-                "TOKENWARD_ALLOW_INSECURE_HTTP=true for a closed test network"
+        if self.insecure_issuer and not self.is_loopback_issuer and not self.allow_insecure_http:
+            raise ConfigError(
+                "TOKENWARD_ISSUER: an http:// issuer is only allowed on a loopback host; use "
+                "https or set TOKENWARD_ALLOW_INSECURE_HTTP=true for a closed test network"
             )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The settings from the environment (and ``overrides``), or one :class:`ConfigError`."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_settings_error(exc)) from None
+
+
+_BOUNDS = (
+    ("ge", ">=", annotated_types.Ge),
+    ("gt", ">", annotated_types.Gt),
+    ("le", "<=", annotated_types.Le),
+    ("lt", "<", annotated_types.Lt),
+)
+_SECRET_FIELDS = frozenset({"pepper", "previous_peppers", "key_encryption_key", "database_url"})
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One line: each refused setting, why, and what is allowed (never a secret's value)."""
+    parts = []
+    for item in error.errors(include_url=False):
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if not item["loc"]:
+            parts.append(message)
+            continue
+        name = str(item["loc"][0])
+        shown = "" if name in _SECRET_FIELDS else f"={item.get('input')}"
+        allowed = "" if item["type"] == "literal_error" else _allowed(name)
+        parts.append(
+            f"invalid {env_name(name)}{shown}: {message[:1].lower()}{message[1:]}"
+            + (f" (allowed: {allowed})" if allowed else "")
+        )
+    return "; ".join(parts)
+
+
+def _allowed(name: str) -> str:
+    """What a setting accepts, from its type and bounds."""
+    field = Settings.model_fields.get(name)
+    if field is None:
+        return ""
+    annotation = field.annotation
+    if get_origin(annotation) is Literal:
+        return "one of " + ", ".join(str(a) for a in get_args(annotation))
+    if annotation is bool:
+        return "true or false"
+    if annotation in (int, float):
+        kind = "an integer" if annotation is int else "a number"
+        bounds = [
+            f"{word} {getattr(rule, attr)}"
+            for rule in field.metadata
+            for attr, word, kind_of in _BOUNDS
+            if isinstance(rule, kind_of)
+        ]
+        return " ".join([kind, " and ".join(bounds)]).strip()
+    if get_origin(annotation) is dict:
+        return 'a JSON object, e.g. {"p0": "..."}'
+    return ""
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each ``TOKENWARD_*`` variable tokenward does not read, with the closest
+    valid name: a misspelt setting is otherwise silently ignored."""
+    environ = os.environ if environ is None else environ
+    known = {env_name(name) for name in Settings.model_fields}
+    known |= {env_name(name) + "_FILE" for name in FILE_SETTINGS} | OTHER_VARIABLES
+    warnings = []
+    for variable in sorted(environ):
+        upper = variable.upper()
+        if not upper.startswith("TOKENWARD_") or upper in known or upper.startswith(TEST_PREFIX):
+            continue
+        names = {name.removeprefix("TOKENWARD_"): name for name in known}
+        close = difflib.get_close_matches(upper.removeprefix("TOKENWARD_"), names, n=1, cutoff=0.6)
+        hint = f"; did you mean {names[close[0]]}?" if close else ""
+        warnings.append(f"unknown variable {variable} is ignored{hint}")
+    return warnings
 
 
 def render_reference() -> str:
@@ -237,6 +514,20 @@ def render_reference() -> str:
         if isinstance(default, dict) and not default:
             shown = "`{}`"
         lines.append(f"| `TOKENWARD_{name.upper()}` | {shown} | {field.description} |")
+    files = ", ".join(f"`{env_name(name)}_FILE`" for name in FILE_SETTINGS)
+    lines += [
+        "",
+        "## Settings read from files",
+        "",
+        f"{files} name a file holding the value (one trailing newline is dropped): a "
+        "Kubernetes secret mounted as a file, or a systemd credential "
+        "(`LoadCredential=pepper:/etc/tokenward/pepper` and "
+        "`Environment=TOKENWARD_PEPPER_FILE=%d/pepper`). Setting both a variable and its "
+        "`_FILE` form is an error.",
+        "",
+        "A `TOKENWARD_*` variable that is not listed here is reported with the closest valid "
+        "name, and otherwise ignored.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -221,6 +221,11 @@ class KeyStore(Protocol):
 
     async def delete_keys(self, kids: Iterable[str]) -> None: ...
 
+    async def set_key_activation(self, kid: str, activates_at: int) -> None:
+        """Move a key's activation time (a ``next`` key brought forward when the active key
+        is retired). Raises :class:`NotFoundError` for an unknown ``kid``."""
+        ...
+
 
 class TokenStore(Protocol):
     async def store_opaque(
@@ -274,7 +279,10 @@ class AdminStore(Protocol):
         remove_scopes: Iterable[str],
         values: Mapping[str, Any],
         audit: AuditRecord,
-    ) -> None: ...
+        descriptions: Mapping[str, str] | None = None,
+    ) -> None:
+        """``descriptions``: of added scopes, and replacing those of existing ones."""
+        ...
 
     async def delete_api(self, identifier: str, *, audit: AuditRecord) -> None: ...
 

@@ -95,8 +95,8 @@ def check_address(host: str, port: int) -> str | None:
             sock.bind((host, port))
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            return f"{host}:{port} is already in use"
-        return f"cannot bind {host}:{port}: {exc.strerror}"
+            return f"port {port} on {host} is in use"
+        return f"port {port} on {host} cannot be used: {exc.strerror}"
     return None
 
 

@@ -331,29 +331,30 @@ def test_list_rotate_and_retire_keys(site: AdminSite, admin: httpx.Client) -> No
     listed = {k["kid"]: k["state"] for k in admin.get("/keys").json()}
     assert listed[upcoming["kid"]] == "next"
 
-    # A key that never signed is removed at once.
-    dropped = admin.post(f"/keys/{upcoming['kid']}/retire")
-    assert dropped.status_code == 200, dropped.text
-    assert dropped.json()["state"] == "retired"
+    # A key that never signed is deleted, not retired.
+    assert_error(admin.post(f"/keys/{upcoming['kid']}/retire"), 409, "conflict")
+    assert admin.delete(f"/keys/{upcoming['kid']}").status_code == 204
     assert upcoming["kid"] not in {k["kid"] for k in admin.get("/keys").json()}
 
     # The active key: a successor signs at once, the old key stays published.
     old = active[0]["kid"]
-    retired = admin.post(f"/keys/{old}/retire", json={"force": False}).json()
+    assert_error(admin.delete(f"/keys/{old}"), 409, "conflict")  # signing: retire it first
+    retired = admin.post(f"/keys/{old}/retire").json()
     assert retired["state"] == "retired"
     assert retired["removed_at"] is not None
     states = {k["kid"]: k["state"] for k in admin.get("/keys").json()}
     assert states[old] == "retired"
     assert sorted(s for k, s in states.items() if k != old).count("active") >= 1
+    assert admin.post(f"/keys/{old}/retire").json()["state"] == "retired"  # no change
 
-    assert_error(admin.post(f"/keys/{old}/retire"), 409, "conflict")
-    forced = admin.post(f"/keys/{old}/retire", json={"force": True})
-    assert forced.status_code == 200
+    assert_error(admin.delete(f"/keys/{old}"), 409, "conflict")  # its tokens may be live
+    assert admin.delete(f"/keys/{old}", params={"force": "true"}).status_code == 204
     # The token in hand was signed by the key just removed: it no longer verifies.
     assert_error(admin.get("/keys"), 401, "invalid_token")
     with site.api() as fresh:
         assert old not in {k["kid"] for k in fresh.get("/keys").json()}
         assert_error(fresh.post(f"/keys/{old}/retire"), 404, "not_found")
+        assert_error(fresh.delete(f"/keys/{old}"), 404, "not_found")
         assert_error(fresh.post("/keys/rotate", json={"alg": "HS256"}), 422, "validation_failed")
 
 

@@ -63,7 +63,7 @@ def test_init_creates_once_then_says_what_exists(tw_env: TokenwardEnv) -> None:
 
 
 def test_first_start_without_a_terminal_writes_a_private_file(tw_env: TokenwardEnv) -> None:
-    path = tw_env.home / "var" / "admin-client.json"
+    path = tw_env.home / "admin-client.json"
     with tokenward_server(tw_env) as server:
         assert oct(path.stat().st_mode & 0o777) == "0o600"
         written = json.loads(path.read_text())
@@ -72,7 +72,7 @@ def test_first_start_without_a_terminal_writes_a_private_file(tw_env: TokenwardE
         assert written["token_endpoint"] == f"{tw_env.issuer}/token"
         _works(tw_env, server.url, written["client_id"], written["client_secret"])
         log = server.log()
-        assert f"so it is in {Path('var/admin-client.json')} (mode 0600)" in log
+        assert f"so it is in {path} (mode 0600)" in log
         assert written["client_secret"] not in log
     path.unlink()
     with tokenward_server(tw_env) as again:  # a restart creates nothing
@@ -113,7 +113,7 @@ def test_first_start_on_a_terminal_prints_the_secret_there(tw_env: TokenwardEnv)
         lines = shown.replace("\r", "").splitlines()
         secret = next(line for line in lines if line.startswith("client_secret: "))
         secret = secret.removeprefix("client_secret: ").strip()
-    assert not (tw_env.home / "var" / "admin-client.json").exists()
+    assert not (tw_env.home / "admin-client.json").exists()
     with tokenward_server(tw_env) as server:
         _works(tw_env, server.url, "tokenward-admin", secret)
 

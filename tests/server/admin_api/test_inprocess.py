@@ -59,11 +59,12 @@ async def test_retiring_keys_through_their_states(tw: InProcess) -> None:
     [active] = await tw.admin.list_keys()
     upcoming = await tw.admin.rotate_key(KeyRotate(activate_in=600), actor="test")
 
-    dropped = await tw.admin.retire_key(upcoming.kid, force=False, actor="test")
-    assert (dropped.state, dropped.removed_at) == ("retired", dropped.retires_at)
-    assert upcoming.kid not in await tw.kids()  # it never signed: gone from the JWKS at once
+    with pytest.raises(Conflict):  # it never signed: delete it instead
+        await tw.admin.retire_key(upcoming.kid, actor="test")
+    await tw.admin.delete_key(upcoming.kid, actor="test")
+    assert upcoming.kid not in await tw.kids()  # gone from the JWKS at once
 
-    retired = await tw.admin.retire_key(active.kid, force=False, actor="test")
+    retired = await tw.admin.retire_key(active.kid, actor="test")
     keys = {k.kid: k for k in await tw.admin.list_keys()}
     successor = next(k for k in keys.values() if k.state == "active")
     assert retired.state == "retired"
@@ -74,14 +75,19 @@ async def test_retiring_keys_through_their_states(tw: InProcess) -> None:
     assert (retired.removed_at - retired.retires_at).total_seconds() == ttl + 60
     assert {active.kid, successor.kid} <= await tw.kids()  # both published
 
-    with pytest.raises(Conflict):
-        await tw.admin.retire_key(active.kid, force=False, actor="test")
-    await tw.admin.retire_key(active.kid, force=True, actor="test")
+    with pytest.raises(Conflict):  # tokens it signed may still be valid
+        await tw.admin.delete_key(active.kid, actor="test")
+    await tw.admin.delete_key(active.kid, force=True, actor="test")
     assert active.kid not in await tw.kids()
     with pytest.raises(NotFound):
-        await tw.admin.retire_key(active.kid, force=True, actor="test")
-    audit = await tw.admin.audit_page(AuditQuery(event="key.retired", limit=10))
-    assert [e.data["removed"] for e in audit.events] == [True, False, True]
+        await tw.admin.retire_key(active.kid, actor="test")
+    retired_events = await tw.admin.audit_page(AuditQuery(event="key.retired", limit=10))
+    assert [e.data["kid"] for e in retired_events.events] == [active.kid]
+    deleted = await tw.admin.audit_page(AuditQuery(event="key.deleted", limit=10))
+    assert [(e.data["kid"], e.data["forced"]) for e in deleted.events] == [
+        (active.kid, True),
+        (upcoming.kid, False),
+    ]
 
 
 async def test_a_secret_shows_when_it_was_last_used(tw: InProcess) -> None:

@@ -11,6 +11,7 @@ that made the change refreshes at once (``changed``).
 from __future__ import annotations
 
 import contextlib
+import hmac
 import logging
 import secrets
 import uuid
@@ -43,7 +44,7 @@ from tokenward.server.admin.views import (
 )
 from tokenward.server.client_keys import check_jwks_uri
 from tokenward.server.clock import Clock
-from tokenward.server.keys import key_states, rotate
+from tokenward.server.keys import KeyState, key_states, rotate
 from tokenward.server.secrets import (
     ServerSecrets,
     generate_client_secret,
@@ -181,6 +182,7 @@ class Admin:
             raise Invalid("token_format: an API always has a token format (jwt or opaque)")
         if "signing_alg" in values and values["signing_alg"] is None:
             values.pop("signing_alg")
+        await self._check_descriptions(identifier, changes)
         record = self._record(
             "api.updated",
             actor,
@@ -194,11 +196,26 @@ class Admin:
                 remove_scopes=changes.remove_scopes,
                 values=values,
                 audit=record,
+                descriptions=changes.scope_descriptions,
             )
         if changes.signing_alg:
             await self.ensure_key(changes.signing_alg)
         await self._after_change()
         return await self.get_api(identifier)
+
+    async def _check_descriptions(self, identifier: str, changes: ApiUpdate) -> None:
+        if changes.scope_descriptions is None:
+            return
+        with _translated(f"API {identifier}"):
+            current = (await self._store.get_api(identifier)).scopes
+        after = (set(current) | set(changes.add_scopes)) - set(changes.remove_scopes)
+        unknown = sorted(set(changes.scope_descriptions) - after)
+        if unknown:
+            raise Invalid(f"a description names a scope the API does not define: {unknown[0]}")
+
+    async def scope_descriptions(self) -> dict[str, str]:
+        """Every scope's description ("" when it has none), by scope name."""
+        return await self._store.scope_descriptions()
 
     async def delete_api(self, identifier: str, *, actor: str) -> None:
         record = self._record("api.deleted", actor, identifier=identifier)
@@ -303,6 +320,12 @@ class Admin:
             client=await self.get_client(client.client_id),
             secret=self._secret_view(client.client_id, *new) if new else None,
         )
+
+    async def client_jwks(self, client_id: str) -> dict[str, Any] | None:
+        """The public keys registered inline for a private_key_jwt client (not secrets: what
+        ``tokenward export`` writes)."""
+        client = await self._client(client_id)
+        return None if client.jwks is None else dict(client.jwks)
 
     async def update_client(
         self, client_id: str, changes: ClientUpdate, *, actor: str
@@ -430,6 +453,20 @@ class Admin:
             warning=warning,
         )
 
+    async def secret_matches(self, client_id: str, secret: str) -> bool:
+        """Whether ``secret`` is one of the client's unexpired secrets (compared as the token
+        endpoint does: by digest, in constant time). ``tokenward apply`` uses it to add a
+        secret referenced from the environment or a file only when it is new."""
+        now = self._now()
+        hasher = self._secrets.hasher
+        for stored in (await self._client(client_id)).secrets:
+            if stored.expires_at is not None and stored.expires_at <= now:
+                continue
+            candidate = hasher.digest_like(secret, stored.digest)
+            if candidate is not None and hmac.compare_digest(candidate, stored.digest):
+                return True
+        return False
+
     async def list_secrets(self, client_id: str) -> list[SecretView]:
         return (await self.get_client(client_id)).secrets
 
@@ -493,35 +530,70 @@ class Admin:
         await self._after_change()
         return next(k for k in await self.list_keys() if k.kid == row.kid)
 
-    async def retire_key(self, kid: str, *, force: bool, actor: str) -> KeyView:
-        """Stop signing with a key now. An active key's successor signs at once (created now;
-        verifiers meet it through their unknown-``kid`` JWKS refresh) and the key stays
-        published until every token it signed has expired; a key that never signed (``next``)
-        is removed. ``force`` also removes it from the JWKS now, so the tokens it signed stop
-        verifying: the answer to a compromised key."""
-        key = next((k for k in await self.list_keys() if k.kid == kid), None)
-        if key is None:
+    async def _key_state(self, kid: str) -> KeyState:
+        rows = await self._keys.list_keys()
+        states = key_states(rows, now=self._now(), max_token_ttl=self._settings.max_token_ttl)
+        found = next((s for s in states if s.kid == kid), None)
+        if found is None:
             raise NotFound(f"key {kid} not found")
-        if key.state == "retired" and not force:
-            raise Conflict(f"key {kid} is already retired; force removes it from the JWKS now")
-        now = self._now()
-        if key.state == "active":
-            await self._successor_now(key.alg, now)
-        removed = force or key.state == "next"
-        if removed:
-            await self._keys.delete_keys([kid])
-        record = self._record("key.retired", actor, kid=kid, alg=key.alg, removed=removed)
-        await self._audit.add_audit([record])
-        await self._after_change()
-        if not removed:
-            return next(k for k in await self.list_keys() if k.kid == kid)
-        gone = timestamp(now)
-        return key.model_copy(update={"state": "retired", "retires_at": gone, "removed_at": gone})
+        return found
 
-    async def _successor_now(self, alg: str, now: int) -> None:
+    async def retire_key(self, kid: str, *, actor: str) -> KeyView:
+        """Stop signing with key ``kid`` now (e.g. it may be compromised). A successor signs at
+        once: the ``next`` key of its algorithm, brought forward, or a new key. The retired key
+        stays published until every token it signed has expired. Retiring a retired key
+        changes nothing."""
+        state = await self._key_state(kid)
+        if state.state == "retired":
+            return KeyView.of(state)
+        if state.state == "next":
+            raise Conflict(f"key {kid} has not signed anything yet (next): delete it instead")
+        successor = await self._successor(state.alg)
+        await self._audit.add_audit(
+            [self._record("key.retired", actor, kid=kid, alg=state.alg, successor=successor)]
+        )
+        await self._after_change()
+        return KeyView.of(await self._key_state(kid))
+
+    async def _successor(self, alg: str) -> str:
+        """The kid that signs ``alg`` from now on: the earliest ``next`` key, or a new one."""
+        now = self._now()
+        rows = await self._keys.list_keys()
+        states = key_states(rows, now=now, max_token_ttl=self._settings.max_token_ttl)
+        upcoming = sorted(
+            (s for s in states if s.alg == alg and s.state == "next"),
+            key=lambda s: s.activates_at,
+        )
+        if upcoming:
+            with _translated(f"key {upcoming[0].kid}"):
+                await self._keys.set_key_activation(upcoming[0].kid, now)
+            return upcoming[0].kid
         row = await rotate(self._keys, self._secrets.encryptor, alg=alg, now=now, activates_at=now)
         if row is None:
             raise Conflict("a concurrent rotation created this key generation; retry")
+        return row.kid
+
+    async def delete_key(self, kid: str, *, force: bool = False, actor: str) -> None:
+        """Remove key ``kid`` from the JWKS and the database. An active key must be retired
+        first; a retired key whose tokens may still be valid is kept unless ``force`` (a
+        compromised key: its tokens stop verifying once verifiers refresh their JWKS)."""
+        state = await self._key_state(kid)
+        if state.state == "active":
+            raise Conflict(f"key {kid} is signing (active): retire it first")
+        live_until = state.removable_at
+        if live_until is not None and live_until > self._now() and not force:
+            until = timestamp(live_until)
+            assert until is not None
+            raise Conflict(
+                f"key {kid} signed tokens that may be valid until "
+                f"{until.isoformat().replace('+00:00', 'Z')}; deleting it now makes them fail "
+                "verification: force it only if the key is compromised"
+            )
+        await self._keys.delete_keys([kid])
+        await self._audit.add_audit(
+            [self._record("key.deleted", actor, kid=kid, alg=state.alg, forced=force)]
+        )
+        await self._after_change()
 
     # -- audit --------------------------------------------------------------------------------
 

@@ -29,7 +29,6 @@ __all__ = [
     "ClientCreate",
     "ClientId",
     "ClientUpdate",
-    "KeyRetire",
     "KeyRotate",
     "Name",
     "OperatorCreate",
@@ -37,6 +36,7 @@ __all__ = [
     "OperatorRole",
     "Password",
     "PasswordReset",
+    "ScopeDescriptions",
     "ScopeName",
     "SecretCreate",
     "SecretRevoke",
@@ -80,6 +80,8 @@ Label = Annotated[str, Field(max_length=200)]
 #: Seconds; the server's ``max_token_ttl`` is the tighter bound, checked by the operations.
 TokenTtl = Annotated[int, Field(ge=30, le=7 * 86400)]
 JwksUri = Annotated[str, Field(min_length=1, max_length=2048)]
+#: Scope name -> what it allows, shown to operators.
+ScopeDescriptions = dict[ScopeName, Annotated[str, Field(max_length=500)]]
 
 
 class _Input(BaseModel):
@@ -90,7 +92,7 @@ class ApiCreate(_Input):
     identifier: ApiIdentifier
     name: Name
     scopes: list[ScopeName] = []
-    scope_descriptions: dict[ScopeName, Annotated[str, Field(max_length=500)]] = {}
+    scope_descriptions: ScopeDescriptions = {}
     token_ttl: TokenTtl | None = None
     signing_alg: SigningAlg | None = None
     token_format: TokenFormat = "jwt"
@@ -103,6 +105,8 @@ class ApiUpdate(_Input):
     token_ttl: TokenTtl | None = None
     signing_alg: SigningAlg | None = None
     token_format: TokenFormat | None = None
+    #: Set the descriptions of these scopes (defined already, or added by ``add_scopes``).
+    scope_descriptions: ScopeDescriptions | None = None
 
 
 class ClientCreate(_Input):
@@ -190,12 +194,6 @@ class OperatorCreate(_Input):
 
 class PasswordReset(_Input):
     password: Password
-
-
-class KeyRetire(_Input):
-    #: Also remove the key from the JWKS now: tokens it signed stop verifying (a compromised
-    #: key). Without it a retired key stays published until they have all expired.
-    force: bool = False
 
 
 def describe(error: ValidationError) -> str:

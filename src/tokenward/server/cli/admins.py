@@ -18,9 +18,16 @@ from tokenward.server.admin import AdminError, NotFound
 from tokenward.server.admin.operators import Operators
 from tokenward.server.admin.schemas import OperatorCreate, PasswordReset
 from tokenward.server.admin.views import OperatorView
-from tokenward.server.cli.common import ACTOR, JsonOpt, emit, fail, group, parse, when
-from tokenward.server.composition import build_server, prepare_database
-from tokenward.server.settings import Settings
+from tokenward.server.cli.common import (
+    ACTOR,
+    JsonOpt,
+    checked_server,
+    emit,
+    fail,
+    group,
+    parse,
+    when,
+)
 
 __all__ = ["app"]
 
@@ -37,10 +44,7 @@ StdinOpt = Annotated[
 
 def run_operators(work: Callable[[Operators], Awaitable[T]], *, writes: bool = True) -> T:
     """Run one operator-account operation against the configured database."""
-    settings = Settings()
-    if writes:
-        prepare_database(settings)
-    server = build_server(settings)
+    server = checked_server(writes=writes)
 
     async def go() -> T:
         try:

@@ -7,16 +7,31 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 from pydantic import BaseModel, ValidationError
 
+from tokenward.protocol.metadata import well_known_paths
 from tokenward.server.admin import Admin, AdminError, NotFound
 from tokenward.server.admin.schemas import describe
-from tokenward.server.composition import build_server, prepare_database
-from tokenward.server.settings import Settings
+from tokenward.server.composition import Server, build_server
+from tokenward.server.preflight import preflight
+from tokenward.server.settings import load_settings
 
-__all__ = ["ACTOR", "JsonOpt", "emit", "fail", "group", "parse", "run_admin", "single", "when"]
+__all__ = [
+    "ACTOR",
+    "JsonOpt",
+    "checked_server",
+    "discovery_url",
+    "emit",
+    "fail",
+    "group",
+    "parse",
+    "run_admin",
+    "single",
+    "when",
+]
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -63,13 +78,24 @@ def parse(model: type[M], **values: Any) -> M:
         raise fail(describe(exc)) from None
 
 
+def checked_server(*, writes: bool) -> Server:
+    """The server built from the environment's settings, after the start-up checks
+    (``server/preflight.py``). Read-only commands (``writes=False``) never create or migrate
+    the database."""
+    settings = load_settings()
+    checked = preflight(settings, writes=writes)
+    if checked.created_database:
+        typer.echo(
+            f"note: created a new database at {checked.state.location} "
+            f"(TOKENWARD_HOME={settings.home_dir})",
+            err=True,
+        )
+    return build_server(settings, server_secrets=checked.secrets)
+
+
 def run_admin(work: Callable[[Admin], Awaitable[T]], *, writes: bool = True) -> T:
-    """Run one admin operation against the configured database. Read-only commands
-    (``writes=False``) never migrate it."""
-    settings = Settings()
-    if writes:
-        prepare_database(settings)
-    server = build_server(settings)
+    """Run one admin operation against the configured database (see :func:`checked_server`)."""
+    server = checked_server(writes=writes)
 
     async def go() -> T:
         try:
@@ -109,3 +135,9 @@ def when(value: Any) -> str:
         return "-"
     text: str = value.isoformat()
     return text.replace("+00:00", "Z")
+
+
+def discovery_url(issuer: str) -> str:
+    """RFC 8414 §3.1: the well-known segment goes between the host and the issuer's path."""
+    parts = urlsplit(issuer)
+    return f"{parts.scheme}://{parts.netloc}{well_known_paths(parts.path)[0]}"

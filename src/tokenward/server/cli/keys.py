@@ -6,12 +6,13 @@ from typing import Annotated
 
 import typer
 
-from tokenward.server.admin.schemas import KeyRetire, KeyRotate
+from tokenward.server.admin import Admin, Conflict
+from tokenward.server.admin.schemas import KeyRotate
 from tokenward.server.cli.common import ACTOR, JsonOpt, emit, group, parse, run_admin, when
 
 __all__ = ["app"]
 
-app = group("Signing keys: list, rotate, retire.")
+app = group("Signing keys: list, rotate, retire, delete.")
 
 
 @app.command("list")
@@ -39,17 +40,33 @@ def rotate(
 
 
 @app.command("retire")
-def retire(
+def retire(kid: str, as_json: JsonOpt = False) -> None:
+    """Stop signing with a key now; its successor signs at once. It stays published until
+    every token it signed has expired (then `keys delete`, or the automatic upkeep, removes
+    it)."""
+    key = run_admin(lambda admin: admin.retire_key(kid, actor=ACTOR))
+    line = f"retired {key.alg} key {key.kid}: published until {when(key.removed_at)}"
+    emit(key, as_json, [line])
+
+
+@app.command("delete")
+def delete(
     kid: str,
     force: Annotated[
         bool,
-        typer.Option(help="Also remove it from the JWKS now: tokens it signed stop verifying."),
+        typer.Option(
+            "--force", help="Delete even if tokens it signed may be valid (a compromised key)."
+        ),
     ] = False,
-    as_json: JsonOpt = False,
 ) -> None:
-    """Stop signing with a key now (an active key's successor signs at once); it stays
-    published until the tokens it signed have expired, unless --force."""
-    spec = parse(KeyRetire, force=force)
-    key = run_admin(lambda admin: admin.retire_key(kid, force=spec.force, actor=ACTOR))
-    line = f"retired {key.alg} key {key.kid}: published until {when(key.removed_at)}"
-    emit(key, as_json, [line])
+    """Remove a key from the JWKS and the database (an active key must be retired first)."""
+
+    async def work(admin: Admin) -> None:
+        try:
+            await admin.delete_key(kid, force=force, actor=ACTOR)
+        except Conflict as exc:
+            hint = "" if force or "retire it" in exc.message else " (--force)"
+            raise Conflict(exc.message + hint) from None
+
+    run_admin(work)
+    typer.echo(f"deleted key {kid}" + (" (forced)" if force else ""))

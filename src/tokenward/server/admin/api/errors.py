@@ -10,7 +10,7 @@ entry per refused field) on a validation failure; codes and statuses:
 | 403 | ``insufficient_scope`` | the token lacks the scope the route needs (RFC 6750 §3.1) |
 | 404 | ``not_found`` | no such API, client, secret, key or route |
 | 405 | ``method_not_allowed`` | the route exists, the method does not |
-| 409 | ``conflict`` | a duplicate id or scope, a concurrent key rotation, a key already retired |
+| 409 | ``conflict`` | a duplicate id or scope, a concurrent key rotation, a key still signing |
 | 411, 413 | ``length_required``, ``body_too_large`` | a body without a length, or over 64 KiB |
 | 422 | ``validation_failed`` | a value of the body, path or query is not acceptable |
 | 503 | ``temporarily_unavailable`` | the database cannot be reached to check the token |

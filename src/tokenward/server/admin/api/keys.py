@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from tokenward.server.admin.api.auth import Caller
 from tokenward.server.admin.api.errors import error_responses
 from tokenward.server.admin.operations import Admin
-from tokenward.server.admin.schemas import KeyRetire, KeyRotate
+from tokenward.server.admin.schemas import KeyRotate
 from tokenward.server.admin.views import KeyView
 
 __all__ = ["key_routes"]
@@ -30,12 +30,19 @@ def key_routes(admin: Admin, *, read: Any, write: Any) -> APIRouter:
         return await admin.rotate_key(spec or KeyRotate(), actor=caller.actor)
 
     @router.post("/keys/{kid}/retire", responses=error_responses(404, 409))
-    async def retire_key(
-        kid: str, spec: KeyRetire | None = None, caller: Caller = write
-    ) -> KeyView:
-        """Stop signing with a key now (an active key's successor signs at once); `force`
-        also removes it from the JWKS, so the tokens it signed stop verifying."""
-        force = spec is not None and spec.force
-        return await admin.retire_key(kid, force=force, actor=caller.actor)
+    async def retire_key(kid: str, caller: Caller = write) -> KeyView:
+        """Stop signing with a key now: its successor (the next key, brought forward, or a
+        new one) signs at once. It stays published until every token it signed has expired.
+        Retiring a retired key changes nothing; a key that never signed (next) is deleted
+        instead (409)."""
+        return await admin.retire_key(kid, actor=caller.actor)
+
+    @router.delete("/keys/{kid}", status_code=204, responses=error_responses(404, 409))
+    async def delete_key(kid: str, force: bool = False, caller: Caller = write) -> Response:
+        """Remove a key from the JWKS and the database. An active key must be retired first
+        (409); a retired key whose tokens may still be valid is kept (409) unless `force`:
+        the answer to a compromised key, whose tokens then stop verifying."""
+        await admin.delete_key(kid, force=force, actor=caller.actor)
+        return Response(status_code=204)
 
     return router

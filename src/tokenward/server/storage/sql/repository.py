@@ -251,7 +251,9 @@ class Repository:
         remove_scopes: Iterable[str],
         values: Mapping[str, Any],
         audit: AuditRecord,
+        descriptions: Mapping[str, str] | None = None,
     ) -> None:
+        descriptions = descriptions or {}
         async with self.engine.begin() as conn:
             await self._require(conn, t.apis, t.apis.c.identifier, identifier)
             if values:
@@ -265,7 +267,15 @@ class Repository:
                         t.scopes.c.api_identifier == identifier, t.scopes.c.name.in_(removed)
                     )
                 )
-            await self._insert_scopes(conn, identifier, add_scopes, {})
+            added = set(add_scopes)
+            await self._insert_scopes(conn, identifier, added, descriptions)
+            for name, text in sorted(descriptions.items()):
+                if name not in added:
+                    await conn.execute(
+                        sa.update(t.scopes)
+                        .where(t.scopes.c.api_identifier == identifier, t.scopes.c.name == name)
+                        .values(description=text)
+                    )
             await self._commit_change(conn, audit)
 
     async def delete_api(self, identifier: str, *, audit: AuditRecord) -> None:
@@ -434,6 +444,17 @@ class Repository:
             return
         async with self.engine.begin() as conn:
             await conn.execute(sa.delete(t.signing_keys).where(t.signing_keys.c.kid.in_(kids)))
+            await self._bump(conn)
+
+    async def set_key_activation(self, kid: str, activates_at: int) -> None:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.update(t.signing_keys)
+                .where(t.signing_keys.c.kid == kid)
+                .values(activates_at=activates_at)
+            )
+            if result.rowcount == 0:
+                raise NotFoundError(kid)
             await self._bump(conn)
 
     # -- token lifecycle: replay store, revocations, opaque tokens -----------------------------

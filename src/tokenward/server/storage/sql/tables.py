@@ -16,6 +16,7 @@ __all__ = [
     "registry_state",
     "revoked_tokens",
     "scopes",
+    "secret_fingerprints",
     "signing_keys",
     "usage_minutes",
     "used_assertions",
@@ -185,4 +186,15 @@ usage_minutes = sa.Table(
     sa.Column("client_id", sa.String(255), primary_key=True),
     sa.Column("event", sa.String(64), primary_key=True),
     sa.Column("count", sa.Integer, nullable=False),
+)
+
+# Migration 0003: a fingerprint of each pepper and of the key-encryption key (never the value:
+# HMAC-SHA-256 of a fixed label under the secret), recorded on first use, so a process started
+# with other values is refused before it writes anything.
+secret_fingerprints = sa.Table(
+    "secret_fingerprints",
+    metadata,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("fingerprint", sa.String(128), nullable=False),
+    sa.Column("recorded_at", sa.BigInteger, nullable=False),
 )
