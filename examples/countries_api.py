@@ -7,7 +7,8 @@ button using the clientCredentials flow.
 
 Configuration (environment):
 
-* ``TOKENWARD_ISSUER``: the authorization server (default ``http://127.0.0.1:8000``);
+* ``TOKENWARD_ISSUER``: the authorization server (default: the local ``tokenward serve``'s,
+  on whatever port it serves, else ``http://127.0.0.1:8000``);
 * ``API_AUDIENCE``: this API's identifier, the tokens' ``aud`` (default
   ``https://api.example.com``);
 * ``INTROSPECTION_CLIENT_ID`` / ``INTROSPECTION_CLIENT_SECRET`` (optional): a client registered
@@ -38,6 +39,7 @@ from typing import Annotated
 from fastapi import FastAPI, Security, status
 from pydantic import BaseModel, Field
 
+from tokenward.cli.token import local_issuer
 from tokenward.resource import AccessToken, Introspection, TokenVerifier
 from tokenward.resource.fastapi import BearerAuth, add_bearer_error_handler
 
@@ -82,7 +84,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> FastAPI:
     annotations at runtime, and they refer to ``bearer``, a local of this function.
     """
     env = os.environ if environ is None else environ
-    issuer = env.get("TOKENWARD_ISSUER", DEFAULT_ISSUER)
+    issuer = env.get("TOKENWARD_ISSUER") or (local_issuer() if environ is None else DEFAULT_ISSUER)
     audience = env.get("API_AUDIENCE", DEFAULT_AUDIENCE)
     introspection = None
     if env.get("INTROSPECTION_CLIENT_ID") and env.get("INTROSPECTION_CLIENT_SECRET"):

@@ -15,8 +15,8 @@ real ``tokenward serve`` (the convention is in docs/contributing-docs.md).
 
 Each page runs in a fresh directory with a fresh ``TOKENWARD_HOME`` and its own server on a free
 port; ``8000`` (the server's port in the docs) and ``8001`` (the example API's) are replaced by
-free ports in the blocks, and ``TOKENWARD_ISSUER`` names the server, as it is for a reader
-whose server listens on the default port.
+free ports in the blocks. ``TOKENWARD_ISSUER`` is not set: ``tokenward token``, ``doctor`` and
+the example API find the issuer the server recorded in the home, as for a reader on any port.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ def test_the_page_runs(
     page: Path, tmp_path: Path, page_server: tuple[LoggedProcess, dict[int, int]]
 ) -> None:
     server, ports = page_server
-    environ = {**_environ(tmp_path), "TOKENWARD_ISSUER": server.url}
+    environ = _environ(tmp_path)  # no TOKENWARD_ISSUER: found in the home, as by a reader
     session = PageSession(tmp_path, environ)
     name = page.relative_to(ROOT)
     try:

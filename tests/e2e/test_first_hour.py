@@ -35,6 +35,7 @@ from tests.support.tokenward_server import (
     tokenward_server,
 )
 from tokenward.cli import root
+from tokenward.cli.token import DEFAULT_ISSUER, ISSUER_FILE, local_issuer
 from tokenward.server.keys import new_key_row
 from tokenward.server.secrets import KeyEncryptor
 from tokenward.server.storage.sql.repository import Repository
@@ -476,3 +477,17 @@ def test_a_port_in_use_and_a_newer_schema_are_one_line(
         conn.execute("UPDATE alembic_version SET version_num = '9999'")
     result = _run(capsys, monkeypatch, ("apis", "list"), {})
     _one_line(result, f"the database at {database} has schema revision 9999, newer than")
+
+
+def test_the_issuer_recorded_in_the_home_and_what_wins_over_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tokenward token`` (and the example API) without ``TOKENWARD_ISSUER``: the issuer the
+    home's server recorded, else the default port; the variable always wins."""
+    monkeypatch.delenv("TOKENWARD_ISSUER", raising=False)
+    monkeypatch.setenv("TOKENWARD_HOME", str(tmp_path))
+    assert local_issuer() == DEFAULT_ISSUER
+    (tmp_path / ISSUER_FILE).write_text("http://127.0.0.1:18000\n")
+    assert local_issuer() == "http://127.0.0.1:18000"
+    monkeypatch.setenv("TOKENWARD_ISSUER", "https://auth.example.com")
+    assert local_issuer() == "https://auth.example.com"

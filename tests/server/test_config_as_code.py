@@ -14,10 +14,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.server.harness import client_jwks, in_process, make_settings
-from tests.support.tokenward_server import TokenwardEnv
+from tests.support.tokenward_server import TokenwardEnv, tokenward_server
 from tokenward.server.admin.bootstrap import admin_audience, set_up_admin_api
 from tokenward.server.admin.declarative import (
     DeclarationError,
@@ -302,3 +303,100 @@ def test_through_the_cli(tw_env: TokenwardEnv, tmp_path: Path) -> None:
     refused = tw_env.cli("validate", "twice.yaml", cwd=tmp_path, check=False)
     assert refused.returncode == 2
     assert refused.stderr == "error: twice.yaml: line 2, column 1: key 'apis' appears twice\n"
+
+
+def test_a_server_built_by_hand_exported_and_applied_to_an_empty_running_server(
+    tmp_path: Path,
+) -> None:
+    """The round trip from a registry made with the ordinary commands (not a file): export it,
+    apply the file to an empty server while it serves, and that server exports the same file.
+    The generated secrets are printed once and work at once; a second apply changes nothing
+    and prints no secret."""
+    source = TokenwardEnv(home=tmp_path / "source")
+    target = TokenwardEnv(home=tmp_path / "target")
+    for env in (source, target):
+        env.home.mkdir()
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(client_jwks()))
+    source.cli("apis", "create", "--identifier", API, "--name", "A", "--scope", "r", "--scope", "w")
+    source.cli(
+        "apis",
+        "create",
+        "--identifier",
+        OTHER,
+        "--name",
+        "Reports",
+        "--scope",
+        "rep",
+        "--token-ttl",
+        "120",
+        "--signing-alg",
+        "RS256",
+        "--token-format",
+        "opaque",
+    )
+    source.cli(
+        "clients",
+        "create",
+        "--client-id",
+        "billing",
+        "--name",
+        "Billing",
+        "--scope",
+        "r",
+        "--scope",
+        "w",
+        "--default-scope",
+        "r",
+        "--token-ttl",
+        "300",
+    )
+    source.cli(
+        "clients",
+        "create",
+        "--client-id",
+        "gw",
+        "--name",
+        "GW",
+        "--api",
+        OTHER,
+        "--auth-method",
+        "client_secret_post",
+        "--introspect",
+        API,
+    )
+    source.cli(
+        "clients",
+        "create",
+        "--client-id",
+        "signer",
+        "--name",
+        "S",
+        "--scope",
+        "rep",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-file",
+        str(jwks),
+    )
+    source.cli("clients", "disable", "gw")
+    exported = source.cli("export").stdout
+    config = tmp_path / "tokenward.yaml"
+    config.write_text(exported)
+
+    target.cli("migrate")
+    with tokenward_server(target):
+        applied = json.loads(target.cli("apply", str(config), "--json").stdout)
+        assert sorted(applied["secrets"]) == ["billing", "gw"]
+        token = httpx.post(
+            f"{target.issuer}/token",
+            data={"grant_type": "client_credentials"},
+            auth=("billing", applied["secrets"]["billing"]),
+            timeout=10,
+        )
+        assert token.status_code == 200, token.text
+        assert token.json()["scope"] == "r"
+        assert target.cli("export").stdout == exported
+        again = target.cli("apply", str(config))
+        assert again.stdout == "no changes\n"
+        assert applied["secrets"]["billing"] not in again.stdout + again.stderr

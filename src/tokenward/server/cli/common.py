@@ -12,12 +12,13 @@ from urllib.parse import urlsplit
 import typer
 from pydantic import BaseModel, ValidationError
 
+from tokenward.cli.token import ISSUER_FILE
 from tokenward.protocol.metadata import well_known_paths
 from tokenward.server.admin import Admin, AdminError, NotFound
 from tokenward.server.admin.schemas import describe
 from tokenward.server.composition import Server, build_server
 from tokenward.server.preflight import preflight
-from tokenward.server.settings import load_settings
+from tokenward.server.settings import Settings, load_settings
 
 __all__ = [
     "ACTOR",
@@ -29,6 +30,7 @@ __all__ = [
     "group",
     "parse",
     "run_admin",
+    "served_issuer",
     "single",
     "when",
 ]
@@ -135,6 +137,18 @@ def when(value: Any) -> str:
         return "-"
     text: str = value.isoformat()
     return text.replace("+00:00", "Z")
+
+
+def served_issuer(settings: Settings) -> str:
+    """The issuer of this home's server: ``TOKENWARD_ISSUER`` when set, else the one
+    ``tokenward serve`` recorded in the home (it follows ``--port``), else the default."""
+    if "issuer" in settings.model_fields_set:
+        return settings.issuer
+    try:
+        recorded = (settings.home_dir / ISSUER_FILE).read_text().strip()
+    except OSError:
+        return settings.issuer
+    return recorded or settings.issuer
 
 
 def discovery_url(issuer: str) -> str:

@@ -31,7 +31,7 @@ from tokenward.server.admin.declarative import (
     plan,
 )
 from tokenward.server.admin.views import NewSecretView
-from tokenward.server.cli.common import run_admin, single
+from tokenward.server.cli.common import run_admin, served_issuer, single
 from tokenward.server.settings import ConfigError, Settings, load_settings
 
 __all__ = ["apply_app", "export_app", "validate_app"]
@@ -133,7 +133,7 @@ def validate_command(
 
 def _own_api(settings: Settings) -> str | None:
     """tokenward's own admin API, which no configuration file declares."""
-    return admin_audience(settings.issuer) if settings.admin_api else None
+    return admin_audience(served_issuer(settings)) if settings.admin_api else None
 
 
 def _count(items: Sized, noun: str) -> str:

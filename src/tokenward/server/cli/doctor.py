@@ -204,8 +204,8 @@ def _get_json(url: str) -> dict[str, Any]:
 def _http_reason(exc: Exception) -> str:
     if isinstance(exc, httpx.ConnectError):
         return (
-            "connection refused: is `tokenward serve` running? (serving with --port N, set "
-            "TOKENWARD_ISSUER=http://127.0.0.1:N here too)"
+            "connection refused: is `tokenward serve` running with this home? (or set "
+            "TOKENWARD_ISSUER to the URL it serves)"
         )
     if isinstance(exc, httpx.HTTPStatusError):
         return f"HTTP {exc.response.status_code}"

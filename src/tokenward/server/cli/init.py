@@ -21,8 +21,8 @@ from tokenward.server.admin.bootstrap import (
     set_up_admin_api,
 )
 from tokenward.server.admin.views import AdminApiSetup, NewSecretView
-from tokenward.server.cli.common import ACTOR, JsonOpt, emit, fail, run_admin
-from tokenward.server.settings import Settings
+from tokenward.server.cli.common import ACTOR, JsonOpt, emit, fail, run_admin, served_issuer
+from tokenward.server.settings import Settings, load_settings
 
 __all__ = ["credential_lines", "hand_over", "init_app", "setup_lines"]
 
@@ -68,7 +68,7 @@ def init(as_json: JsonOpt = False) -> None:
     """Register the admin API (audience {issuer}/admin/api, scopes tokenward:admin and
     tokenward:admin:read) and, if no client holds tokenward:admin, create one and print its
     secret once."""
-    issuer = Settings().issuer
+    issuer = served_issuer(load_settings())
     try:
         setup = run_admin(lambda admin: set_up_admin_api(admin, issuer=issuer, actor=ACTOR))
     except IssuerMismatch as exc:
