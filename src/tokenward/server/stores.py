@@ -31,6 +31,7 @@ __all__ = [
     "AuditQuery",
     "AuditRecord",
     "AuditStore",
+    "ConcurrentChangeError",
     "ConflictError",
     "KeyRow",
     "KeyStore",
@@ -53,6 +54,10 @@ class NotFoundError(LookupError):
 
 class ConflictError(ValueError):
     """The change conflicts with what is stored (a duplicate name or id). Safe text."""
+
+
+class ConcurrentChangeError(RuntimeError):
+    """The record changed since it was read (its revision moved): read it again and retry."""
 
 
 async def or_unavailable(operation: Awaitable[T], what: str = "token store") -> T:
@@ -196,7 +201,10 @@ class AdminStore(Protocol):
         self, client: Client, *, now: int, secret: NewSecretRow | None, audit: AuditRecord
     ) -> None: ...
 
-    async def save_client(self, client: Client, *, now: int, audit: AuditRecord) -> None: ...
+    async def save_client(self, client: Client, *, now: int, audit: AuditRecord) -> None:
+        """Write ``client`` if the stored row is still at ``client.revision`` (and move it on);
+        ``ConcurrentChangeError`` when another change came first, so none is lost."""
+        ...
 
     async def delete_client(self, client_id: str, *, audit: AuditRecord) -> None: ...
 

@@ -10,8 +10,10 @@ that made the change refreshes at once (``changed``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import random
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -54,17 +56,20 @@ from tokenward.server.stores import (
     AuditQuery,
     AuditRecord,
     AuditStore,
+    ConcurrentChangeError,
     ConflictError,
     KeyStore,
     NewSecretRow,
     NotFoundError,
 )
 
-__all__ = ["Admin"]
+__all__ = ["MODIFY_ATTEMPTS", "Admin"]
 
 log = logging.getLogger("tokenward.admin")
 _KeyRegistration = tuple[Mapping[str, Any] | None, str | None, str | None]
 _SECRET_BEARING: frozenset[AuthMethod] = SECRET_METHODS | {"client_secret_jwt"}
+#: Read-modify-write attempts of one client change before giving up with a conflict.
+MODIFY_ATTEMPTS = 10
 
 
 @contextlib.contextmanager
@@ -95,6 +100,11 @@ def _assertion_alg(jwks: Mapping[str, Any], alg: str | None) -> str:
     if alg not in usable:
         raise Invalid(f"no key in the JWKS can be used with {alg}")
     return alg
+
+
+def _later(current: int | None, proposed: int) -> int:
+    """A ``not_before`` never moves back: a revocation is never undone by a later change."""
+    return proposed if current is None else max(current, proposed)
 
 
 def _strong_secret(methods: frozenset[AuthMethod], secret: str | None) -> None:
@@ -306,18 +316,39 @@ class Admin:
     async def update_client(
         self, client_id: str, changes: ClientUpdate, *, actor: str
     ) -> ClientView:
-        client = await self._client(client_id)
-        updated = await self._changed_client(client, changes)
-        if updated.default_scopes is not None and not updated.default_scopes <= updated.scopes:
-            raise Invalid("default scopes must be among the granted scopes")
         shown = changes.model_dump(mode="json", exclude_unset=True, exclude={"jwks"})
         if "jwks" in changes.model_fields_set:
             shown["jwks"] = "(replaced)"
-        record = self._record("client.updated", actor, client_id=client_id, changes=shown)
-        with _translated(f"client {client_id}"):
-            await self._store.save_client(updated, now=self._now(), audit=record)
-        await self._after_change()
-        return ClientView.of(updated)
+
+        async def change(client: Client) -> tuple[Client, AuditRecord]:
+            updated = await self._changed_client(client, changes)
+            if updated.default_scopes is not None and not updated.default_scopes <= updated.scopes:
+                raise Invalid("default scopes must be among the granted scopes")
+            return updated, self._record(
+                "client.updated", actor, client_id=client_id, changes=shown
+            )
+
+        return ClientView.of(await self._modify_client(client_id, change))
+
+    async def _modify_client(
+        self, client_id: str, change: Callable[[Client], Awaitable[tuple[Client, AuditRecord]]]
+    ) -> Client:
+        """Read, change, write if nobody wrote in between (the row's ``revision``); else read
+        again and reapply the change, so concurrent changes compose instead of overwriting
+        each other (docs/consistency.md)."""
+        for attempt in range(MODIFY_ATTEMPTS):
+            client = await self._client(client_id)
+            updated, record = await change(client)
+            try:
+                with _translated(f"client {client_id}"):
+                    await self._store.save_client(updated, now=self._now(), audit=record)
+            except ConcurrentChangeError:
+                # Jittered backoff: writers that collided do not collide again in lockstep.
+                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311
+                continue
+            await self._after_change()
+            return replace(updated, revision=client.revision + 1)
+        raise Conflict(f"client {client_id} kept changing concurrently; try again")
 
     async def _changed_client(self, client: Client, changes: ClientUpdate) -> Client:
         given = changes.model_fields_set
@@ -342,7 +373,7 @@ class Admin:
             values["enabled"] = changes.enabled
             if not changes.enabled:
                 # Disabling also revokes every token issued so far (docs/revocation.md).
-                values["not_before"] = self._now() + 1
+                values["not_before"] = _later(client.not_before, self._now() + 1)
         if changes.introspect_apis is not None:
             values["introspect_apis"] = await self._check_apis(changes.introspect_apis)
         values.update(self._changed_keys(client, values.get("auth_methods"), changes))
@@ -370,16 +401,15 @@ class Admin:
     async def revoke_tokens(self, client_id: str, *, actor: str) -> int:
         """Revoke every token the client holds: introspection reports tokens issued before the
         returned time (``not_before``) inactive, on every worker at once. Returns it."""
-        client = await self._client(client_id)
         not_before = self._now() + 1
-        record = self._record(
-            "client.tokens_revoked", actor, client_id=client_id, not_before=not_before
-        )
-        with _translated(f"client {client_id}"):
-            await self._store.save_client(
-                replace(client, not_before=not_before), now=self._now(), audit=record
+
+        async def change(client: Client) -> tuple[Client, AuditRecord]:
+            record = self._record(
+                "client.tokens_revoked", actor, client_id=client_id, not_before=not_before
             )
-        await self._after_change()
+            return replace(client, not_before=_later(client.not_before, not_before)), record
+
+        await self._modify_client(client_id, change)
         return not_before
 
     async def delete_client(self, client_id: str, *, actor: str) -> None:

@@ -23,6 +23,7 @@ from tokenward.server.storage.sql.migrate import ensure_sqlite_dir
 from tokenward.server.stores import (
     AuditQuery,
     AuditRecord,
+    ConcurrentChangeError,
     ConflictError,
     KeyRow,
     NewSecretRow,
@@ -103,6 +104,7 @@ def _client(row: sa.Row[Any], client_secrets: Sequence[ClientSecret]) -> Client:
         not_before=row.not_before,
         created_at=row.created_at,
         introspect_apis=frozenset(row.introspect_apis or ()),
+        revision=row.revision,
     )
 
 
@@ -311,14 +313,18 @@ class Repository:
             await self._commit_change(conn, audit)
 
     async def save_client(self, client: Client, *, now: int, audit: AuditRecord) -> None:
+        """Compare-and-set on ``revision``: the row is written only if no other change came
+        since ``client`` was read (one statement, atomic on SQLite and PostgreSQL)."""
+        c = t.clients.c
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 sa.update(t.clients)
-                .where(t.clients.c.client_id == client.client_id)
-                .values(updated_at=now, **_client_values(client))
+                .where(c.client_id == client.client_id, c.revision == client.revision)
+                .values(updated_at=now, revision=c.revision + 1, **_client_values(client))
             )
             if result.rowcount == 0:
-                raise NotFoundError(client.client_id)
+                await self._require(conn, t.clients, c.client_id, client.client_id)
+                raise ConcurrentChangeError(client.client_id)
             await self._commit_change(conn, audit)
 
     async def delete_client(self, client_id: str, *, audit: AuditRecord) -> None:
