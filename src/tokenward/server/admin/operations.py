@@ -44,7 +44,7 @@ from tokenward.server.admin.views import (
 )
 from tokenward.server.client_keys import check_jwks_uri
 from tokenward.server.clock import Clock
-from tokenward.server.keys import key_states, rotate
+from tokenward.server.keys import key_states, rotate, safe_activation_delay
 from tokenward.server.secrets import (
     ServerSecrets,
     generate_client_secret,
@@ -505,22 +505,46 @@ class Admin:
     async def rotate_key(self, spec: KeyRotate, *, actor: str) -> KeyView:
         """Publish a new key now; it signs after ``activate_in`` seconds (default: the
         publication delay). The previous key retires at that moment and stays published until
-        every token it signed has expired."""
+        every token it signed has expired. An activation sooner than every verifier can know
+        the key is refused unless ``spec.force``."""
         alg = spec.alg or self._settings.signing_alg
         delay = (
             self._settings.key_publication_delay if spec.activate_in is None else spec.activate_in
         )
         now = self._now()
+        if not spec.force:
+            self._check_activation(delay, now, default=spec.activate_in is None)
         row = await rotate(
             self._keys, self._secrets.encryptor, alg=alg, now=now, activates_at=now + delay
         )
         if row is None:
             raise Conflict("a concurrent rotation created this key generation; retry")
-        await self._audit.add_audit(
-            [self._record("key.rotated", actor, kid=row.kid, alg=alg, activates_at=now + delay)]
+        record = self._record(
+            "key.rotated", actor, kid=row.kid, alg=alg, activates_at=now + delay, forced=spec.force
         )
+        await self._audit.add_audit([record])
         await self._after_change()
         return next(k for k in await self.list_keys() if k.kid == row.kid)
+
+    def _check_activation(self, delay: int, now: int, *, default: bool) -> None:
+        settings = self._settings
+        least = safe_activation_delay(
+            jwks_max_age=settings.jwks_max_age, registry_refresh=settings.cache_refresh_seconds
+        )
+        if delay >= least:
+            return
+        earliest = timestamp(now + least)
+        assert earliest is not None
+        given = "TOKENWARD_KEY_PUBLICATION_DELAY is" if default else "activating in"
+        raise Invalid(
+            f"{given} {delay} s, too soon: verifiers may keep the JWKS for "
+            f"{settings.jwks_max_age} s (TOKENWARD_JWKS_MAX_AGE) and other instances publish a "
+            f"new key within {settings.cache_refresh_seconds:g} s "
+            f"(TOKENWARD_CACHE_REFRESH_SECONDS), so tokens it signs sooner would fail "
+            f"verification; the earliest safe activation is in {least} s "
+            f"({earliest.isoformat().replace('+00:00', 'Z')}). Force it only to replace a "
+            "compromised key (docs/consistency.md)"
+        )
 
     # -- audit --------------------------------------------------------------------------------
 

@@ -150,6 +150,9 @@ class KeyRotate(_Input):
     alg: SigningAlg | None = None
     #: Seconds before the new key signs; default: the publication delay.
     activate_in: Annotated[int, Field(ge=0)] | None = None
+    #: Allow an activation sooner than verifiers can have fetched the key (a compromised key:
+    #: tokens signed in the gap fail at verifiers still holding the old JWKS).
+    force: bool = False
 
 
 def describe(error: ValidationError) -> str:
