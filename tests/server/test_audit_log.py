@@ -67,7 +67,7 @@ async def test_written_by_the_writer_thread_and_flushed_on_stop(
         "wrong or expired secret"
     ]
     assert all(e["logger"] == "tokenward.audit" and e["level"] == "info" for e in events)
-    assert {r.threadName.split("_")[0] for r in collected.records} == {"tokenward-audit"}
+    assert {str(r.threadName).split("_")[0] for r in collected.records} == {"tokenward-audit"}
 
 
 def test_a_real_server_stopped_cleanly_loses_no_event(tw_env: TokenwardEnv) -> None:

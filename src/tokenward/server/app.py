@@ -90,6 +90,7 @@ def wrap(server: Server) -> TokenwardApp:
         keyring=server.keyring,
         store=server.stores.registry,
         auth_methods=server.auth_methods,
+        metrics=server.metrics,
     )
     inner = Starlette(
         routes=routes,

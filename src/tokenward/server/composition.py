@@ -33,6 +33,7 @@ from tokenward.server.endpoints.token import TokenEndpoint
 from tokenward.server.events import AuditBuffer
 from tokenward.server.issuer import TokenIssuer
 from tokenward.server.keys import KeyRing
+from tokenward.server.metrics import Metrics
 from tokenward.server.reader import TokenReader
 from tokenward.server.registry_cache import RegistryCache
 from tokenward.server.runtime import Runtime
@@ -69,6 +70,7 @@ class Server:
     revocation: RevocationEndpoint
     runtime: Runtime
     admin: Admin
+    metrics: Metrics | None = None
 
     @property
     def auth_methods(self) -> list[str]:
@@ -113,7 +115,11 @@ def build_server(
 ) -> Server:
     stores = stores or sql_stores(settings.database_url)
     server_secrets = server_secrets or load_server_secrets(settings)
-    audit = AuditBuffer(enabled=settings.audit_log)
+    audit = AuditBuffer(
+        enabled=settings.audit_log or settings.metrics,
+        log=settings.audit_log,
+        timing=settings.metrics,
+    )
     keyring = KeyRing(server_secrets.encryptor, max_token_ttl=settings.max_token_ttl)
     registry = RegistryCache(stores.registry, stores.keys, keyring, clock=clock)
     throttle = FailureThrottle(settings.failed_auth_limit)
@@ -126,6 +132,10 @@ def build_server(
     policy = TokenPolicy(
         default_ttl=settings.token_ttl, max_ttl=settings.max_token_ttl, default_format="jwt"
     )
+    metrics = None
+    if settings.metrics:
+        metrics = Metrics(registry=registry, store=stores.registry, audit=audit, clock=clock)
+        audit.subscribe(metrics)
     return Server(
         settings=settings,
         clock=clock,
@@ -156,6 +166,7 @@ def build_server(
             assertions=assertions,
             tokens=stores.tokens,
             audit=audit,
+            metrics=metrics,
         ),
         admin=Admin(
             settings=settings,
@@ -166,4 +177,5 @@ def build_server(
             clock=clock,
             changed=registry.changed,
         ),
+        metrics=metrics,
     )

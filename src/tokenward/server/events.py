@@ -82,12 +82,18 @@ def configure_logging(*, level: str, fmt: str) -> None:
 
 
 class AuditBuffer:
-    """Collects token-endpoint events; ``flush`` writes them in one go."""
+    """Collects token-endpoint events; ``flush`` writes them in one go.
 
-    def __init__(self, *, enabled: bool) -> None:
+    ``log``: the audit log is one of the sinks. ``timing``: the POST handler's request
+    durations are kept too (:meth:`timed`), for the metrics sink (:meth:`drain_timings`).
+    """
+
+    def __init__(self, *, enabled: bool, log: bool = True, timing: bool = False) -> None:
         self.enabled = enabled
+        self.timing = timing
         self._events: list[dict[str, Any]] = []
-        self._sinks: list[AuditSink] = [write_audit_log]
+        self._timings: list[tuple[str, float]] = []
+        self._sinks: list[AuditSink] = [write_audit_log] if log else []
 
     def issued(
         self, *, client_id: str, scopes: Iterable[str], audience: str, jti: str, method: str
@@ -107,7 +113,14 @@ class AuditBuffer:
             )
 
     def failed(
-        self, *, endpoint: str, client_id: str | None, error: str, reason: str, method: str | None
+        self,
+        *,
+        endpoint: str,
+        client_id: str | None,
+        error: str,
+        reason: str,
+        method: str | None,
+        authenticated: bool = False,
     ) -> None:
         if self.enabled:
             self._events.append(
@@ -119,6 +132,7 @@ class AuditBuffer:
                     "reason": reason,
                     "auth_method": method,
                     "outcome": "failure",
+                    "authenticated": authenticated,
                 }
             )
 
@@ -126,9 +140,18 @@ class AuditBuffer:
         if self.enabled:
             self._events.append({"event": event, "at": time.time(), **fields})
 
+    def timed(self, endpoint: str, seconds: float) -> None:
+        """One request's duration (from the POST handler); kept only when metrics are on."""
+        if self.timing:
+            self._timings.append((endpoint, seconds))
+
     def drain(self) -> list[dict[str, Any]]:
         events, self._events = self._events, []
         return events
+
+    def drain_timings(self) -> list[tuple[str, float]]:
+        timings, self._timings = self._timings, []
+        return timings
 
     def subscribe(self, sink: AuditSink) -> None:
         """Hand every drained batch to ``sink`` too (after the audit log)."""
@@ -152,13 +175,13 @@ _writer: ThreadPoolExecutor | None = None
 _encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
 
-async def off_loop(work: Callable[[Sequence[dict[str, Any]]], None], events: Sequence[Any]) -> None:
-    """Run ``work(events)`` on the audit writer thread and wait for it (batches stay in
+async def off_loop(work: Callable[..., None], *args: Any) -> None:
+    """Run ``work(*args)`` on the audit writer thread and wait for it (batches stay in
     order; the loop keeps serving meanwhile)."""
     global _writer
     if _writer is None:
         _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenward-audit")
-    await asyncio.get_running_loop().run_in_executor(_writer, work, events)
+    await asyncio.get_running_loop().run_in_executor(_writer, work, *args)
 
 
 async def write_audit_log(events: Sequence[dict[str, Any]]) -> None:

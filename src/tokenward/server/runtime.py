@@ -6,7 +6,9 @@
   secrets are written in one batch;
 * every minute: key upkeep (``keys.ensure_keys``: rotate when due, delete expired keys);
 * every ``opaque_token_purge_seconds``: expired opaque tokens, revocations and used
-  client-assertion ``jti`` values are deleted.
+  client-assertion ``jti`` values are deleted;
+* with metrics on, every 5 s: the registry, key and database gauges (``metrics.py``), and the
+  separate metrics port when ``metrics_port`` is set.
 
 A new background task is one more ``_every(...)`` line in :meth:`Runtime.start`.
 """
@@ -23,15 +25,18 @@ from tokenward.server.authenticator import ClientAuthenticator
 from tokenward.server.clock import Clock
 from tokenward.server.events import AuditBuffer
 from tokenward.server.keys import ensure_keys
+from tokenward.server.metrics import Metrics
 from tokenward.server.registry_cache import RegistryCache
 from tokenward.server.secrets import KeyEncryptor
 from tokenward.server.settings import Settings
 from tokenward.server.stores import KeyStore, TokenStore
 
-__all__ = ["LAST_USED_FLUSH_SECONDS", "Runtime"]
+__all__ = ["LAST_USED_FLUSH_SECONDS", "METRICS_SAMPLE_SECONDS", "Runtime"]
 
 log = logging.getLogger("tokenward.runtime")
 LAST_USED_FLUSH_SECONDS = 30
+#: How often the registry, key and database gauges are sampled (metrics on).
+METRICS_SAMPLE_SECONDS = 5.0
 
 
 class Runtime:
@@ -47,6 +52,7 @@ class Runtime:
         assertions: ClientAssertions,
         tokens: TokenStore,
         audit: AuditBuffer,
+        metrics: Metrics | None = None,
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -57,6 +63,7 @@ class Runtime:
         self._assertions = assertions
         self._tokens = tokens
         self._audit = audit
+        self._metrics = metrics
         self._tasks: list[asyncio.Task[None]] = []
 
     async def prepare(self) -> None:
@@ -73,6 +80,14 @@ class Runtime:
         self._every(LAST_USED_FLUSH_SECONDS, self.flush_last_used, "last-used stamps")
         self._every(60.0, self.upkeep_keys, "key upkeep")
         self._every(settings.opaque_token_purge_seconds, self.purge, "purge")
+        if self._metrics is not None:
+            await self._start_metrics(self._metrics)
+
+    async def _start_metrics(self, metrics: Metrics) -> None:
+        await metrics.sample()
+        self._every(METRICS_SAMPLE_SECONDS, metrics.sample, "metrics sample")
+        if self._settings.metrics_port is not None:
+            await metrics.listen(self._settings.metrics_host, self._settings.metrics_port)
 
     async def stop(self) -> None:
         """Stop the loops, then write what is buffered."""
@@ -83,6 +98,8 @@ class Runtime:
                 await task
         self._tasks.clear()
         await self._assertions.aclose()
+        if self._metrics is not None:
+            await self._metrics.close()
         await self._audit.flush()
         with contextlib.suppress(Exception):
             await self.flush_last_used()

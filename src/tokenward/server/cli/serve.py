@@ -9,6 +9,7 @@ import typer
 
 from tokenward.server.cli.common import fail, group
 from tokenward.server.composition import build_server, load_server_secrets, prepare_database
+from tokenward.server.metrics import prepare_metrics_dir, remove_metrics_dir
 from tokenward.server.settings import Settings
 
 __all__ = ["migrate_app", "serve_app"]
@@ -31,6 +32,7 @@ def serve(
         settings.check_transport()
     except ValueError as exc:
         raise fail(str(exc)) from None
+    metrics_dir = prepare_metrics_dir(settings)  # before anything imports prometheus_client
     prepare_database(settings)
     load_server_secrets(settings)  # create the dev secrets file once, before workers fork
     _ensure_first_key(settings)
@@ -43,23 +45,26 @@ def serve(
         f"        tokenward clients create --name billing --scope countries:read --json",
         err=True,
     )
-    uvicorn.run(
-        "tokenward.server.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        timeout_keep_alive=30,
-        limit_concurrency=4096,
-    )
+    try:
+        uvicorn.run(
+            "tokenward.server.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level="warning",
+            timeout_keep_alive=30,
+            limit_concurrency=4096,
+        )
+    finally:
+        remove_metrics_dir(settings, metrics_dir)
 
 
 def _ensure_first_key(settings: Settings) -> None:
-    server = build_server(settings)
+    server = build_server(settings.model_copy(update={"metrics": False}))
 
     async def first() -> None:
         try:

@@ -1,8 +1,9 @@
-"""Discovery (RFC 8414), JWKS (RFC 7517) and health, as Starlette routes."""
+"""Discovery (RFC 8414), JWKS (RFC 7517), health and (when on) Prometheus metrics, as
+Starlette routes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
@@ -13,6 +14,7 @@ from tokenward.jose.assertion import ASSERTION_SIGNING_ALGORITHMS
 from tokenward.jose.keys import SIGNING_ALGORITHMS
 from tokenward.protocol.metadata import server_metadata, well_known_paths
 from tokenward.server.keys import KeyRing
+from tokenward.server.metrics import Metrics
 from tokenward.server.registry_cache import RegistryCache
 from tokenward.server.settings import Settings
 from tokenward.server.stores import RegistryStore
@@ -31,6 +33,7 @@ def protocol_routes(
     keyring: KeyRing,
     store: RegistryStore,
     auth_methods: Iterable[str],
+    metrics: Metrics | None = None,
 ) -> list[BaseRoute]:
     issuer_path = urlsplit(settings.issuer).path.rstrip("/")
     methods = sorted(auth_methods)
@@ -66,4 +69,17 @@ def protocol_routes(
     ]
     routes.append(Route(f"{issuer_path}/jwks.json", jwks, methods=["GET"]))
     routes.append(Route("/healthz", healthz, methods=["GET"]))
+    if metrics is not None and settings.metrics_port is None:
+        routes.append(Route("/metrics", _metrics_route(metrics), methods=["GET"]))
     return routes
+
+
+def _metrics_route(metrics: Metrics) -> Callable[[Request], Awaitable[Response]]:
+    async def exposition(request: Request) -> Response:
+        return Response(
+            await metrics.render(),
+            media_type="text/plain; version=0.0.4; charset=utf-8",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    return exposition
