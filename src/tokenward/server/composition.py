@@ -167,6 +167,7 @@ def build_server(
             tokens=stores.tokens,
             audit=audit,
             metrics=metrics,
+            changes=stores.changes if settings.registry_notify else None,
         ),
         admin=Admin(
             settings=settings,

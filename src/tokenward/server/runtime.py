@@ -1,7 +1,8 @@
 """The background work of one server process: every loop lives here.
 
 * every ``cache_refresh_seconds``: one ``SELECT version`` decides whether to reload the registry
-  and keys (the registry cache);
+  and keys (the registry cache); on PostgreSQL a change notification (LISTEN/NOTIFY) triggers
+  that check at once, the poll being the fallback;
 * every second: the audit buffer is written to the log; every 30 s the "last used" stamps of
   secrets are written in one batch;
 * every minute: key upkeep (``keys.ensure_keys``: rotate when due, delete expired keys);
@@ -29,7 +30,7 @@ from tokenward.server.metrics import Metrics
 from tokenward.server.registry_cache import RegistryCache
 from tokenward.server.secrets import KeyEncryptor
 from tokenward.server.settings import Settings
-from tokenward.server.stores import KeyStore, TokenStore
+from tokenward.server.stores import KeyStore, RegistryChanges, TokenStore
 
 __all__ = ["LAST_USED_FLUSH_SECONDS", "METRICS_SAMPLE_SECONDS", "Runtime"]
 
@@ -53,6 +54,7 @@ class Runtime:
         tokens: TokenStore,
         audit: AuditBuffer,
         metrics: Metrics | None = None,
+        changes: RegistryChanges | None = None,
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -64,6 +66,7 @@ class Runtime:
         self._tokens = tokens
         self._audit = audit
         self._metrics = metrics
+        self._changes = changes
         self._tasks: list[asyncio.Task[None]] = []
 
     async def prepare(self) -> None:
@@ -76,6 +79,9 @@ class Runtime:
         await self.prepare()
         settings = self._settings
         self._every(settings.cache_refresh_seconds, self._registry.refresh_if_changed, "refresh")
+        if self._changes is not None:
+            listen = self._changes.listen(self._registry.refresh_if_changed)
+            self._tasks.append(asyncio.create_task(listen, name="tokenward listen"))
         self._every(1.0, self._audit.flush, "audit flush")
         self._every(LAST_USED_FLUSH_SECONDS, self.flush_last_used, "last-used stamps")
         self._every(60.0, self.upkeep_keys, "key upkeep")

@@ -12,7 +12,9 @@ reader can see at a glance what a component touches:
 * :class:`ReplayStore`: one row per accepted client assertion ``jti`` (RFC 7523 §3 item 7);
 * :class:`AuditStore`: the administrative audit trail;
 * :class:`AdminStore`: registry changes, each written in one transaction together with its
-  audit record and a registry-version bump (so every worker reloads).
+  audit record and a registry-version bump (so every worker reloads);
+* :class:`RegistryChanges`: changes pushed as they commit (PostgreSQL NOTIFY), so workers
+  reload at once rather than at their next poll.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ __all__ = [
     "KeyStore",
     "NewSecretRow",
     "NotFoundError",
+    "RegistryChanges",
     "RegistryStore",
     "ReplayStore",
     "Stores",
@@ -125,6 +128,15 @@ class RegistryStore(Protocol):
     async def version(self) -> int: ...
 
     async def load_registry(self) -> Registry: ...
+
+
+class RegistryChanges(Protocol):
+    """Pushed registry changes (PostgreSQL LISTEN/NOTIFY); the poll remains the fallback."""
+
+    async def listen(self, changed: Callable[[], Awaitable[None]]) -> None:
+        """Call ``changed`` after committed registry changes, until cancelled; reconnects by
+        itself."""
+        ...
 
 
 class KeyStore(Protocol):
@@ -230,3 +242,5 @@ class Stores:
     audit: AuditStore
     admin: AdminStore
     close: Callable[[], Awaitable[None]]
+    #: None where the database cannot push changes (SQLite): the poll alone then.
+    changes: RegistryChanges | None = None

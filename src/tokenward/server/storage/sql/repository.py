@@ -20,6 +20,7 @@ from tokenward.protocol.introspection import ClientFacts
 from tokenward.protocol.model import Api, Client, ClientSecret, Registry
 from tokenward.server.storage.sql import tables as t
 from tokenward.server.storage.sql.migrate import ensure_sqlite_dir
+from tokenward.server.storage.sql.notify import CHANNEL, PgRegistryChanges
 from tokenward.server.stores import (
     AuditQuery,
     AuditRecord,
@@ -149,9 +150,13 @@ class Repository:
 
     @staticmethod
     async def _bump(conn: AsyncConnection) -> None:
+        """Move the registry version; on PostgreSQL also notify every listening worker,
+        delivered when (and only if) this transaction commits (``notify.py``)."""
         await conn.execute(
             sa.update(t.registry_state).values(version=t.registry_state.c.version + 1)
         )
+        if conn.dialect.name == "postgresql":
+            await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, "")))
 
     # -- snapshot for the hot path ------------------------------------------------------------
 
@@ -556,6 +561,7 @@ class Repository:
 def sql_stores(url: str) -> Stores:
     """Every storage port, implemented by one repository over one engine."""
     repository = Repository.from_url(url)
+    postgres = repository.engine.dialect.name == "postgresql"
     return Stores(
         registry=repository,
         keys=repository,
@@ -564,4 +570,5 @@ def sql_stores(url: str) -> Stores:
         audit=repository,
         admin=repository,
         close=repository.close,
+        changes=PgRegistryChanges(url) if postgres else None,
     )
