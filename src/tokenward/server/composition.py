@@ -113,7 +113,11 @@ def build_server(
     stores: Stores | None = None,
     server_secrets: ServerSecrets | None = None,
 ) -> Server:
-    stores = stores or sql_stores(settings.database_url)
+    stores = stores or sql_stores(
+        settings.database_url,
+        batch_delay=settings.write_batch_delay_ms / 1000,
+        batch_rows=settings.write_batch_max_rows,
+    )
     server_secrets = server_secrets or load_server_secrets(settings)
     audit = AuditBuffer(
         enabled=settings.audit_log or settings.metrics,

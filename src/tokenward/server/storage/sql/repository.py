@@ -14,11 +14,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from tokenward.protocol.introspection import ClientFacts
 from tokenward.protocol.model import Api, Client, ClientSecret, Registry
 from tokenward.server.storage.sql import tables as t
+from tokenward.server.storage.sql.group_commit import GroupCommit
 from tokenward.server.storage.sql.migrate import ensure_sqlite_dir
 from tokenward.server.storage.sql.notify import CHANNEL, PgRegistryChanges
 from tokenward.server.stores import (
@@ -128,15 +130,36 @@ def _client_values(client: Client) -> dict[str, Any]:
     }
 
 
-class Repository:
-    """Async data access over one SQLAlchemy engine (SQLite or PostgreSQL)."""
+AssertionRow = tuple[str, str, int]  # client_id, jti, expires_at
+OpaqueRow = tuple[str, str, dict[str, Any], int]  # digest, client_id, claims, expires_at
 
-    def __init__(self, engine: AsyncEngine) -> None:
+
+class Repository:
+    """Async data access over one SQLAlchemy engine (SQLite or PostgreSQL).
+
+    The token path's two writes (a used assertion ``jti``, an opaque token's row) go through
+    group commit (``group_commit.py``): concurrent requests share a transaction."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, batch_delay: float = 0.002, batch_rows: int = 256
+    ) -> None:
         self.engine = engine
+        self._assertions = GroupCommit[AssertionRow, bool](
+            self.use_assertions, delay=batch_delay, max_rows=batch_rows
+        )
+        self._opaque = GroupCommit[OpaqueRow, None](
+            self.store_opaque_tokens, delay=batch_delay, max_rows=batch_rows
+        )
 
     @classmethod
-    def from_url(cls, url: str) -> Repository:
-        return cls(create_engine_for(url))
+    def from_url(cls, url: str, *, batch_delay: float = 0.002, batch_rows: int = 256) -> Repository:
+        return cls(create_engine_for(url), batch_delay=batch_delay, batch_rows=batch_rows)
+
+    def _insert(self, table: sa.Table) -> Any:
+        """INSERT with the dialect's ON CONFLICT support."""
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -442,19 +465,38 @@ class Repository:
     # -- token lifecycle: replay store, revocations, opaque tokens -----------------------------
 
     async def use_assertion(self, client_id: str, jti: str, *, expires_at: int) -> bool:
-        """Record a client assertion's ``jti``; False when it was already used. The primary key
-        (client_id, jti) makes this atomic across workers and instances sharing the database.
-        Any other database error propagates: the caller fails closed."""
-        try:
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    sa.insert(t.used_assertions).values(
-                        client_id=client_id, jti=jti, expires_at=expires_at
-                    )
-                )
-        except sa.exc.IntegrityError:
-            return False
-        return True
+        """Record a client assertion's ``jti``; False when it was already used. Written by
+        group commit (:meth:`use_assertions`); any database error propagates: the caller
+        fails closed."""
+        return await self._assertions.submit((client_id, jti, expires_at))
+
+    async def use_assertions(self, rows: Sequence[AssertionRow]) -> list[bool]:
+        """Record many ``jti``s in one transaction; for each row, whether it was fresh.
+
+        The primary key (client_id, jti) with ``ON CONFLICT DO NOTHING ... RETURNING`` makes
+        each row's outcome atomic across workers and instances sharing the database: of two
+        transactions inserting one key, PostgreSQL lets the second wait for the first and
+        skip; SQLite runs one writer at a time. Within the batch the first copy wins."""
+        first: dict[tuple[str, str], int] = {}
+        for index, (client_id, jti, _) in enumerate(rows):
+            first.setdefault((client_id, jti), index)
+        values = [
+            {"client_id": rows[i][0], "jti": rows[i][1], "expires_at": rows[i][2]}
+            for i in first.values()
+        ]
+        c = t.used_assertions.c
+        statement = (
+            self._insert(t.used_assertions)
+            .values(values)
+            .on_conflict_do_nothing()
+            .returning(c.client_id, c.jti)
+        )
+        async with self.engine.begin() as conn:
+            inserted = {(r.client_id, r.jti) for r in (await conn.execute(statement)).all()}
+        return [
+            first[(client_id, jti)] == index and (client_id, jti) in inserted
+            for index, (client_id, jti, _) in enumerate(rows)
+        ]
 
     async def revoke_jti(self, jti: str, *, client_id: str, expires_at: int) -> None:
         """Deny-list a JWT access token until it expires (idempotent)."""
@@ -471,12 +513,18 @@ class Repository:
     async def store_opaque(
         self, digest: str, *, client_id: str, claims: Mapping[str, Any], expires_at: int
     ) -> None:
+        """Store an opaque token; returns once its transaction committed (group commit)."""
+        await self._opaque.submit((digest, client_id, dict(claims), expires_at))
+
+    async def store_opaque_tokens(self, rows: Sequence[OpaqueRow]) -> list[None]:
+        """Store many opaque tokens in one transaction."""
+        values = [
+            {"digest": d, "client_id": c, "claims": claims, "expires_at": e}
+            for d, c, claims, e in rows
+        ]
         async with self.engine.begin() as conn:
-            await conn.execute(
-                sa.insert(t.opaque_tokens).values(
-                    digest=digest, client_id=client_id, claims=dict(claims), expires_at=expires_at
-                )
-            )
+            await conn.execute(sa.insert(t.opaque_tokens), values)
+        return [None] * len(rows)
 
     async def find_opaque(self, digest: str) -> dict[str, Any] | None:
         """The claims stored for an opaque token's digest, or None."""
@@ -558,9 +606,10 @@ class Repository:
             return [dict(r._mapping) for r in rows.all()]
 
 
-def sql_stores(url: str) -> Stores:
-    """Every storage port, implemented by one repository over one engine."""
-    repository = Repository.from_url(url)
+def sql_stores(url: str, *, batch_delay: float = 0.002, batch_rows: int = 256) -> Stores:
+    """Every storage port, implemented by one repository over one engine; ``batch_*``: the
+    group commit of the token path's writes."""
+    repository = Repository.from_url(url, batch_delay=batch_delay, batch_rows=batch_rows)
     postgres = repository.engine.dialect.name == "postgresql"
     return Stores(
         registry=repository,

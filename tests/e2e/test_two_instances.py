@@ -1,27 +1,36 @@
-"""Registry changes pushed by PostgreSQL LISTEN/NOTIFY reach every instance at once.
+"""Two ``tokenward serve --workers 2`` instances on one real PostgreSQL: changes pushed by
+LISTEN/NOTIFY, and the group-committed writes keeping their guarantees across instances.
 
-Two ``tokenward serve --workers 2`` instances share one real PostgreSQL, with the poll set to
-its longest (``TOKENWARD_CACHE_REFRESH_SECONDS=60``) so that only a notification can explain a
-quick change. A client disabled, or a secret revoked, by an admin write in this process must be
-refused by every worker of both instances within a deadline far below the poll: each instance
-is polled on fresh connections until a run of requests is all refused. The time from the
-commit to that point is printed (``pytest -s``; docs/consistency.md quotes it). Then the
-listening connections are cut (``pg_terminate_backend``): they reconnect, and the next change
-is pushed again.
+The poll is set to its longest (``TOKENWARD_CACHE_REFRESH_SECONDS=60``) so that only a
+notification can explain a quick change. A client disabled, or a secret revoked, by an admin
+write in this process must be refused by every worker of both instances within a deadline far
+below the poll: each instance is polled on fresh connections until a run of requests is all
+refused. The time from the commit to that point is printed (``pytest -s``; docs/consistency.md
+quotes it). Then the listening connections are cut (``pg_terminate_backend``): they reconnect,
+and the next change is pushed again.
+
+Group commit (private_key_jwt's used ``jti``s, opaque tokens' rows): copies of one assertion
+raced over both instances and all four workers are accepted exactly once; an opaque token
+issued by one instance is active at the other's introspection the moment it is returned.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
 from tests.e2e.helpers import fresh_post, until
+from tests.lifecycle.harness import assertion_form, claims_for, mint, new_key, public_jwks
 from tests.server.harness import KEK, PEPPER
 from tests.support import postgres as pg
 from tests.support.tokenward_server import ServerProcess, TokenwardEnv, tokenward_server
@@ -31,6 +40,7 @@ from tokenward.server.settings import Settings
 from tokenward.server.storage.sql.notify import APPLICATION_NAME
 
 API = "https://api.example.com"
+OPAQUE = "https://opaque.example.com"
 RUN = 12  # consecutive fresh-connection requests that must all be refused
 POLL = "60"
 DEADLINE = 10.0  # seconds: far below the 60 s poll, far above a notification's round trip
@@ -97,6 +107,10 @@ def deployment(
     try:
         with tokenward_server(envs[0], workers=2) as first:
             envs[0].cli("apis", "create", "--identifier", API, "--name", "A", "--scope", "read")
+            envs[0].cli(
+                "apis", "create", "--identifier", OPAQUE, "--name", "O", "--scope", "o:read",
+                "--token-format", "opaque",
+            )  # fmt: skip
             with tokenward_server(envs[1], workers=2) as second:
                 yield Deployment(envs, [first, second], url)
     finally:
@@ -147,3 +161,61 @@ def test_listening_connections_come_back_after_being_cut(deployment: Deployment)
     committed = asyncio.run(admin_change(deployment, "disable", client_id, sid))
     seconds = deployment.propagation((client_id, secret), 401, committed)
     print(f"\nafter reconnecting: refused everywhere {seconds} s after the commit")
+
+
+def test_one_assertion_raced_over_every_worker_is_accepted_once(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    key = new_key()
+    (tmp_path / "keys.json").write_text(json.dumps(public_jwks(key)))
+    client = deployment.envs[0].cli_json(
+        "clients", "create", "--name", "signer", "--scope", "read",
+        "--auth-method", "private_key_jwt", "--jwks-file", str(tmp_path / "keys.json"),
+    )  # fmt: skip
+    issuer = deployment.envs[0].issuer
+    assertions = [
+        mint(key, claims_for(client["client_id"], time.time(), aud=issuer)) for _ in range(25)
+    ]
+    copies = 8  # of each assertion, half to each instance, on fresh connections
+
+    async def race() -> list[tuple[str, int]]:
+        limits = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+
+            async def post(assertion: str, server: ServerProcess) -> tuple[str, int]:
+                form = {"grant_type": "client_credentials", **assertion_form(assertion)}
+                response = await http.post(f"{server.url}/token", data=form)
+                return assertion, response.status_code
+
+            return await asyncio.gather(
+                *(
+                    post(assertion, deployment.servers[n % 2])
+                    for n in range(copies)
+                    for assertion in assertions
+                )
+            )
+
+    outcomes = asyncio.run(race())
+    accepted = Counter(a for a, status in outcomes if status == 200)
+    assert {status for _, status in outcomes} == {200, 401}
+    assert [accepted[a] for a in assertions] == [1] * len(assertions)
+
+
+def test_an_opaque_token_is_active_at_the_other_instance_at_once(deployment: Deployment) -> None:
+    made = deployment.envs[0].cli_json("clients", "create", "--name", "o", "--scope", "o:read")
+    auth = (made["client_id"], made["client_secret"])
+    first, second = deployment.servers
+
+    async def issue_then_introspect(http: httpx.AsyncClient) -> bool:
+        data = {"grant_type": "client_credentials", "scope": "o:read"}
+        issued = await http.post(f"{first.url}/token", data=data, auth=auth)
+        assert issued.status_code == 200, issued.text
+        token = issued.json()["access_token"]
+        answer = await http.post(f"{second.url}/introspect", data={"token": token}, auth=auth)
+        return bool(answer.json()["active"])
+
+    async def many() -> list[bool]:
+        async with httpx.AsyncClient(timeout=30) as http:
+            return await asyncio.gather(*(issue_then_introspect(http) for _ in range(40)))
+
+    assert asyncio.run(many()) == [True] * 40
