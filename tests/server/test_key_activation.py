@@ -15,9 +15,9 @@ import pytest
 
 from tests.server.harness import ACTOR, InProcess, in_process, make_settings, settings_environ
 from tests.support.tokenward_server import TokenwardEnv
-from tokenward.server.admin import Invalid
-from tokenward.server.admin.schemas import KeyRotate
-from tokenward.server.keys import ACTIVATION_MARGIN, safe_activation_delay
+from tokenward.server.admin import Invalid, NotFound
+from tokenward.server.admin.schemas import KeyDelete, KeyRotate
+from tokenward.server.keys import ACTIVATION_MARGIN, SKEW, safe_activation_delay
 from tokenward.server.stores import AuditQuery
 
 pytestmark = pytest.mark.anyio
@@ -92,3 +92,31 @@ async def test_the_cli_refuses_then_forces(tw: InProcess, tmp_path: Path) -> Non
     assert refused.stderr.count("\n") == 1  # one line
     forced = env.cli_json("keys", "rotate", "--activate-in", "0", "--force")
     assert forced["state"] == "active"
+
+
+async def test_emergency_rotation_then_delete_the_compromised_key(tw: InProcess) -> None:
+    """The key-compromise procedure (docs/consistency.md): a forced rotation, then the old key
+    leaves the JWKS although tokens it signed have not expired."""
+    (old,) = await tw.admin.list_keys()
+    with pytest.raises(Invalid, match="signs now: rotate first"):
+        await tw.admin.delete_key(old.kid, KeyDelete(), actor=ACTOR)
+    new = await tw.admin.rotate_key(KeyRotate(activate_in=0, force=True), actor=ACTOR)
+    with pytest.raises(Invalid, match="may be valid until"):
+        await tw.admin.delete_key(old.kid, KeyDelete(), actor=ACTOR)
+    await tw.admin.delete_key(old.kid, KeyDelete(force=True), actor=ACTOR)
+    await tw.sync()
+    assert await tw.kids() == {new.kid}
+    (event,) = await tw.admin.list_audit(AuditQuery(event="key.deleted"))
+    assert (event.data["kid"], event.data["forced"]) == (old.kid, True)
+    with pytest.raises(NotFound):
+        await tw.admin.delete_key(old.kid, KeyDelete(force=True), actor=ACTOR)
+
+
+async def test_a_next_key_or_an_expired_retired_key_needs_no_force(tw: InProcess) -> None:
+    (first,) = await tw.admin.list_keys()
+    upcoming = await tw.admin.rotate_key(KeyRotate(activate_in=LEAST), actor=ACTOR)
+    await tw.admin.delete_key(upcoming.kid, KeyDelete(), actor=ACTOR)  # never signed
+    await tw.admin.rotate_key(KeyRotate(activate_in=LEAST), actor=ACTOR)
+    tw.clock.advance(LEAST + tw.settings.max_token_ttl + SKEW)
+    await tw.admin.delete_key(first.kid, KeyDelete(), actor=ACTOR)  # every token expired
+    assert first.kid not in {k.kid for k in await tw.admin.list_keys()}

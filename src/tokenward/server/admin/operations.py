@@ -28,6 +28,7 @@ from tokenward.server.admin.schemas import (
     ApiUpdate,
     ClientCreate,
     ClientUpdate,
+    KeyDelete,
     KeyRotate,
     SecretCreate,
     SecretRevoke,
@@ -525,6 +526,36 @@ class Admin:
         await self._audit.add_audit([record])
         await self._after_change()
         return next(k for k in await self.list_keys() if k.kid == row.kid)
+
+    async def delete_key(self, kid: str, spec: KeyDelete, *, actor: str) -> None:
+        """Remove a key from the JWKS (a compromised key, after a forced rotation). The key
+        that signs now is refused; so is a retired key whose tokens may still be in use,
+        unless ``spec.force``."""
+        now = self._now()
+        rows = await self._keys.list_keys()
+        states = key_states(rows, now=now, max_token_ttl=self._settings.max_token_ttl)
+        state = next((s for s in states if s.kid == kid), None)
+        if state is None:
+            raise NotFound(f"key {kid} not found")
+        if state.state == "active":
+            raise Invalid(
+                f"key {kid} signs now: rotate first (keys rotate --activate-in 0 --force), "
+                "then delete it"
+            )
+        removable = state.removable_at
+        if removable is not None and removable > now and not spec.force:
+            until = timestamp(removable)
+            assert until is not None
+            raise Invalid(
+                f"tokens signed by key {kid} may be valid until "
+                f"{until.isoformat().replace('+00:00', 'Z')}; deleting it makes them fail "
+                "verification once verifiers refresh the JWKS. Force it only for a "
+                "compromised key"
+            )
+        await self._keys.delete_keys([kid])
+        record = self._record("key.deleted", actor, kid=kid, state=state.state, forced=spec.force)
+        await self._audit.add_audit([record])
+        await self._after_change()
 
     def _check_activation(self, delay: int, now: int, *, default: bool) -> None:
         settings = self._settings

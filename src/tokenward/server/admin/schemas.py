@@ -29,6 +29,7 @@ __all__ = [
     "ClientCreate",
     "ClientId",
     "ClientUpdate",
+    "KeyDelete",
     "KeyRotate",
     "Name",
     "ScopeName",
@@ -152,6 +153,12 @@ class KeyRotate(_Input):
     activate_in: Annotated[int, Field(ge=0)] | None = None
     #: Allow an activation sooner than verifiers can have fetched the key (a compromised key:
     #: tokens signed in the gap fail at verifiers still holding the old JWKS).
+    force: bool = False
+
+
+class KeyDelete(_Input):
+    #: Also delete a retired key whose tokens have not all expired (a compromised key: they
+    #: stop verifying everywhere once verifiers refresh the JWKS).
     force: bool = False
 
 

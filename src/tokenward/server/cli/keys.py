@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tokenward.server.admin.schemas import KeyRotate
+from tokenward.server.admin.schemas import KeyDelete, KeyRotate
 from tokenward.server.cli.common import ACTOR, JsonOpt, emit, group, parse, run_admin, when
 
 __all__ = ["app"]
@@ -44,3 +44,21 @@ def rotate(
     key = run_admin(lambda admin: admin.rotate_key(spec, actor=ACTOR))
     line = f"new {key.alg} key {key.kid}: published now, signs from {when(key.activates_at)}"
     emit(key, as_json, [line])
+
+
+@app.command("delete")
+def delete(
+    kid: str,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Also delete a retired key whose tokens may still be valid (a compromised "
+            "key: they stop verifying).",
+        ),
+    ] = False,
+) -> None:
+    """Remove a key that no longer signs from the JWKS (a compromised key, after rotating)."""
+    spec = parse(KeyDelete, force=force)
+    run_admin(lambda admin: admin.delete_key(kid, spec, actor=ACTOR))
+    typer.echo(f"deleted key {kid}: every instance stops publishing it within its refresh bound")
