@@ -10,7 +10,9 @@ scrape, whichever worker answers it, reports every worker's requests.
 
 from __future__ import annotations
 
+import json
 import random
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -222,3 +224,26 @@ async def test_metrics_are_off_by_default(tmp_path: Path) -> None:
     async with in_process(make_settings(tmp_path)) as tw:
         assert tw.server.metrics is None
         assert (await tw.http.get("/metrics")).status_code == 404
+
+
+async def test_the_docs_and_the_dashboard_name_only_real_metrics(tw: InProcess) -> None:
+    metrics = tw.server.metrics
+    assert metrics is not None
+    suffixes = {
+        "counter": ["_total"],
+        "histogram": ["", "_bucket", "_sum", "_count"],
+        "gauge": [""],
+    }
+    real = {
+        family.name + suffix
+        for family in text_string_to_metric_families(metrics.exposition().decode())
+        for suffix in suffixes[family.type]
+    }
+    root = Path(__file__).resolve().parents[2] / "docs"
+    for document in ("metrics.md", "grafana-dashboard.json"):
+        named = set(re.findall(r"tokenward_[a-z_]+[a-z]", (root / document).read_text()))
+        named -= {"tokenward_registry", "tokenward_audit"}  # a NOTIFY channel, a logger
+        assert named, document
+        assert named <= real, (document, sorted(named - real))
+    dashboard = json.loads((root / "grafana-dashboard.json").read_text())
+    assert all(panel["targets"] for panel in dashboard["panels"])
