@@ -160,7 +160,7 @@ class AuditBuffer:
     async def flush(self) -> int:
         """Hand the buffered events to every sink; a failing sink does not stop the others."""
         events = self.drain()
-        if events:
+        if events or self._timings:
             for sink in self._sinks:
                 try:
                     await sink(events)
