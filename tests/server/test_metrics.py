@@ -150,7 +150,7 @@ async def test_label_values_stay_bounded_whatever_callers_send(tw: InProcess) ->
         }
         for i in range(300)
     ]
-    metrics.record(events, [], tw.server.registry.registry.clients)
+    metrics.record(events, {}, tw.server.registry.registry.clients)
     samples = parse(metrics.exposition().decode())
     failed = [dict(labels) for name, labels in samples if name == "tokenward_requests_failed_total"]
     assert {labels["client_id"] for labels in failed} == {""}
@@ -170,7 +170,7 @@ def test_bulk_histogram_matches_observing_one_by_one() -> None:
     buffer = AuditBuffer(enabled=True, timing=True)
     registry: Any = object()  # record() never reads the registry cache
     metrics = Metrics(registry=registry, store=Unreachable(), audit=buffer, clock=time.time)
-    metrics.record([], [("token", d) for d in durations], {})
+    metrics.record([], {"token": list(durations)}, {})
     reference = Histogram(
         "request_duration_seconds", "", ["endpoint"], namespace="tokenward",
         buckets=LATENCY_BUCKETS, registry=CollectorRegistry(),

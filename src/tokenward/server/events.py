@@ -19,6 +19,7 @@ import json
 import logging
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -92,7 +93,7 @@ class AuditBuffer:
         self.enabled = enabled
         self.timing = timing
         self._events: list[dict[str, Any]] = []
-        self._timings: list[tuple[str, float]] = []
+        self._timings: defaultdict[str, list[float]] = defaultdict(list)
         self._sinks: list[AuditSink] = [write_audit_log] if log else []
 
     def issued(
@@ -143,14 +144,15 @@ class AuditBuffer:
     def timed(self, endpoint: str, seconds: float) -> None:
         """One request's duration (from the POST handler); kept only when metrics are on."""
         if self.timing:
-            self._timings.append((endpoint, seconds))
+            self._timings[endpoint].append(seconds)
 
     def drain(self) -> list[dict[str, Any]]:
         events, self._events = self._events, []
         return events
 
-    def drain_timings(self) -> list[tuple[str, float]]:
-        timings, self._timings = self._timings, []
+    def drain_timings(self) -> dict[str, list[float]]:
+        """The request durations since the previous call, by endpoint."""
+        timings, self._timings = self._timings, defaultdict(list)
         return timings
 
     def subscribe(self, sink: AuditSink) -> None:

@@ -29,9 +29,10 @@ import shutil
 import socket
 import sys
 import tempfile
-from bisect import bisect_left
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,7 @@ KEY_STATES = ("next", "active", "retired")
 MAX_REASONS = 64
 DATABASE_PROBE_TIMEOUT = 2.0
 _REASON_CUT = re.compile(r"""['"(\d]""")
+_event_name = itemgetter("event")
 
 
 def prepare_metrics_dir(settings: Settings) -> Path | None:
@@ -161,41 +163,45 @@ class Metrics:
     def record(
         self,
         events: Sequence[dict[str, Any]],
-        timings: Sequence[tuple[str, float]],
+        timings: Mapping[str, list[float]],
         known: Mapping[str, object],
     ) -> None:
         """Aggregate a batch, then touch each series once (a multiprocess update costs
         microseconds: once per series per batch, not once per request)."""
+        names = Counter(map(_event_name, events))
         counts: dict[str, Counter[tuple[str, ...]]] = {
-            name: Counter() for name in ("issued", "failed", "throttled", "quota", "events")
+            "events": Counter({(name,): n for name, n in names.items()}),
+            "issued": Counter(),
+            "failed": Counter(),
+            "throttled": Counter(),
+            "quota": Counter(),
         }
-        for event in events:
-            self._count(event, known, counts)
+        issued = Counter(
+            [(e["client_id"], e["auth_method"]) for e in events if e["event"] == "token.issued"]
+        )
+        for (client, method), n in issued.items():
+            counts["issued"][(str(client) if client in known else "", str(method))] += n
+        if any(name.endswith(".failed") for name in names):
+            for event in events:
+                if event["event"].endswith(".failed"):
+                    self._count_failure(event, known, counts)
         for name, counter in counts.items():
             metric = getattr(self, name)
             for labels, n in counter.items():
                 metric.labels(*labels).inc(n)
         self._observe(timings)
 
-    def _count(
+    def _count_failure(
         self,
         event: Mapping[str, Any],
         known: Mapping[str, object],
         counts: Mapping[str, Counter[tuple[str, ...]]],
     ) -> None:
-        name = str(event.get("event", ""))
-        counts["events"][(name,)] += 1
-        client = str(event.get("client_id"))
-        if name == "token.issued":
-            label = client if client in known else ""
-            counts["issued"][(label, str(event.get("auth_method")))] += 1
-            return
-        if not name.endswith(".failed"):
-            return
-        endpoint, error = name.removesuffix(".failed"), str(event.get("error"))
+        endpoint, error = event["event"].removesuffix(".failed"), str(event.get("error"))
         reason = self._reason(str(event.get("reason", "")))
+        client = event.get("client_id")
         labelled = event.get("authenticated") is True and client in known
-        counts["failed"][(endpoint, error, reason, client if labelled else "")] += 1
+        counts["failed"][(endpoint, error, reason, str(client) if labelled else "")] += 1
         if error == "slow_down" or "throttl" in reason:
             counts["throttled"][(endpoint,)] += 1
         if "quota" in reason:
@@ -209,19 +215,21 @@ class Metrics:
             self._reasons.add(reason)
         return reason
 
-    def _observe(self, timings: Sequence[tuple[str, float]]) -> None:
+    def _observe(self, timings: Mapping[str, list[float]]) -> None:
         """Histogram observations in bulk: per endpoint, the count of each bucket and the sum
         (what ``Histogram.observe`` would record one by one; tests/server/test_metrics.py
-        compares the two)."""
-        by_endpoint: dict[str, list[float]] = {}
-        for endpoint, seconds in timings:
-            by_endpoint.setdefault(endpoint, []).append(seconds)
-        for endpoint, values in by_endpoint.items():
+        compares the two). Sorted once, each bucket is one bisection."""
+        for endpoint, values in timings.items():
+            if not values:
+                continue
             child = self.latency.labels(endpoint)
-            bounds = child._upper_bounds
-            buckets = Counter(bisect_left(bounds, value) for value in values)
-            for index, n in buckets.items():
-                child._buckets[index].inc(n)
+            values.sort()
+            below = 0
+            for index, bound in enumerate(child._upper_bounds):
+                upto = bisect_right(values, bound)  # observe() puts v in the first v <= bound
+                if upto > below:
+                    child._buckets[index].inc(upto - below)
+                below = upto
             child._sum.inc(sum(values))
 
     # -- state gauges -----------------------------------------------------------------------
