@@ -278,7 +278,12 @@ class Metrics:
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            sock.close()
+            log.error("cannot serve metrics on %s:%s (TOKENWARD_METRICS_PORT): %s", host, port, exc)
+            raise
         self._listener = await asyncio.start_server(self._answer, sock=sock)
 
     async def close(self) -> None:

@@ -90,7 +90,13 @@ class Runtime:
             await self._start_metrics(self._metrics)
 
     async def _start_metrics(self, metrics: Metrics) -> None:
-        await metrics.sample()
+        async def first_sample() -> None:  # not awaited: a database probe may take 2 s
+            try:
+                await metrics.sample()
+            except Exception:
+                log.exception("metrics sample failed")
+
+        self._tasks.append(asyncio.create_task(first_sample(), name="tokenward metrics"))
         self._every(METRICS_SAMPLE_SECONDS, metrics.sample, "metrics sample")
         if self._settings.metrics_port is not None:
             await metrics.listen(self._settings.metrics_host, self._settings.metrics_port)
