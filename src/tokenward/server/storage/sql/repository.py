@@ -144,6 +144,12 @@ class Repository:
         self, engine: AsyncEngine, *, batch_delay: float = 0.002, batch_rows: int = 256
     ) -> None:
         self.engine = engine
+        c = t.used_assertions.c
+        # Built once: with the rows as executemany parameters it compiles once (SQLAlchemy's
+        # "insertmanyvalues" renders one multi-row INSERT per batch), not once per batch.
+        self._use_jti = (
+            self._insert(t.used_assertions).on_conflict_do_nothing().returning(c.client_id, c.jti)
+        )
         self._assertions = GroupCommit[AssertionRow, bool](
             self.use_assertions, delay=batch_delay, max_rows=batch_rows
         )
@@ -484,15 +490,9 @@ class Repository:
             {"client_id": rows[i][0], "jti": rows[i][1], "expires_at": rows[i][2]}
             for i in first.values()
         ]
-        c = t.used_assertions.c
-        statement = (
-            self._insert(t.used_assertions)
-            .values(values)
-            .on_conflict_do_nothing()
-            .returning(c.client_id, c.jti)
-        )
         async with self.engine.begin() as conn:
-            inserted = {(r.client_id, r.jti) for r in (await conn.execute(statement)).all()}
+            result = await conn.execute(self._use_jti, values)  # one multi-row INSERT
+            inserted = {(r.client_id, r.jti) for r in result.all()}
         return [
             first[(client_id, jti)] == index and (client_id, jti) in inserted
             for index, (client_id, jti, _) in enumerate(rows)
