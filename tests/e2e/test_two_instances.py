@@ -3,11 +3,11 @@ LISTEN/NOTIFY, and the group-committed writes keeping their guarantees across in
 
 The poll is set to its longest (``TOKENWARD_CACHE_REFRESH_SECONDS=60``) so that only a
 notification can explain a quick change. A client disabled, or a secret revoked, by an admin
-write in this process must be refused by every worker of both instances within a deadline far
-below the poll: each instance is polled on fresh connections until a run of requests is all
-refused. The time from the commit to that point is printed (``pytest -s``; docs/consistency.md
-quotes it). Then the listening connections are cut (``pg_terminate_backend``): they reconnect,
-and the next change is pushed again.
+write in this process must be refused by every worker of both instances in under a second
+(``PUSHED``): each instance is polled on fresh connections until a run of requests is all
+refused, and the time from the commit to the first request of that run is printed
+(``pytest -s``; docs/consistency.md quotes it). Then the listening connections are cut
+(``pg_terminate_backend``): they reconnect, and the next change is pushed again.
 
 Group commit (private_key_jwt's used ``jti``s, opaque tokens' rows): copies of one assertion
 raced over both instances and all four workers are accepted exactly once; an opaque token
@@ -43,7 +43,10 @@ API = "https://api.example.com"
 OPAQUE = "https://opaque.example.com"
 RUN = 12  # consecutive fresh-connection requests that must all be refused
 POLL = "60"
-DEADLINE = 10.0  # seconds: far below the 60 s poll, far above a notification's round trip
+DEADLINE = 10.0  # seconds: how long to poll before reporting what the servers still answer
+#: The bound asserted for a pushed change (the issue's "well under a second"): a
+#: notification's round trip measures 0.03-0.13 s on a shared 2-core machine.
+PUSHED = 1.0
 
 
 @dataclass
@@ -141,6 +144,7 @@ def test_a_change_reaches_every_worker_of_every_instance_at_once(
     committed = asyncio.run(admin_change(deployment, change, client_id, sid))
     seconds = deployment.propagation(auth, 401, committed)
     print(f"\n{change}: refused by every worker of each instance {seconds} s after the commit")
+    assert max(seconds) < PUSHED
 
 
 def test_listening_connections_come_back_after_being_cut(deployment: Deployment) -> None:
@@ -161,6 +165,7 @@ def test_listening_connections_come_back_after_being_cut(deployment: Deployment)
     committed = asyncio.run(admin_change(deployment, "disable", client_id, sid))
     seconds = deployment.propagation((client_id, secret), 401, committed)
     print(f"\nafter reconnecting: refused everywhere {seconds} s after the commit")
+    assert max(seconds) < PUSHED
 
 
 def test_one_assertion_raced_over_every_worker_is_accepted_once(
