@@ -335,6 +335,14 @@ class Home:
 
     path: Path
     server_env: dict[str, str] = field(default_factory=dict)
+    #: An empty PostgreSQL database instead of the home's SQLite file (``--database-url``).
+    database_url: str | None = None
+    _secrets: dict[str, str] = field(
+        default_factory=lambda: {
+            "TOKENWARD_PEPPER": secrets.token_urlsafe(32),
+            "TOKENWARD_KEY_ENCRYPTION_KEY": secrets.token_hex(32),
+        }
+    )
 
     def environ(self, issuer: str = "http://127.0.0.1:8000") -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENWARD_")}
@@ -345,6 +353,9 @@ class Home:
                 "TOKENWARD_ISSUER": issuer,
             }
         )
+        if self.database_url is not None:
+            # PostgreSQL generates no development secrets: every process gets the same ones.
+            env.update({"TOKENWARD_DATABASE_URL": self.database_url, **self._secrets})
         env.update(self.server_env)
         return env
 
@@ -725,6 +736,7 @@ class Options:
     noise: float
     retries: int
     assertion_rate: int
+    database: str = "SQLite, a file in the temporary home"
 
 
 @dataclass
@@ -906,6 +918,7 @@ def notes(rows: Sequence[Row], cpus: Sequence[int], opts: Options) -> list[str]:
         "busy); server CPU µs/request = that CPU time / requests; wrk CPU likewise; other load "
         "= the rest of the machine during the run.",
         "non-2xx = responses with status >= 400 plus socket errors; all others were 200.",
+        f"database: {opts.database}.",
         "calibration = `cryptography` ES256 signatures/s on one server core just before the "
         "run: a yardstick for how fast this (shared, virtual) host was at that moment.",
     ]
@@ -1038,6 +1051,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="extra TOKENWARD_* setting for the server and CLI (experiments); repeatable",
     )
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary home")
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="an empty PostgreSQL database (postgresql://...) instead of SQLite; the bench "
+        "migrates it and registers its APIs and clients there",
+    )
     args = parser.parse_args(argv)
     if args.duration is None:
         args.duration = 3.0 if args.quick else 10.0
@@ -1098,6 +1117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         retries=args.retries,
         assertion_rate=args.assertion_rate,
     )
+    if args.database_url is not None:
+        opts.database = "PostgreSQL on this machine (--database-url)"
     command = shlex.join(["python", "bench/bench_token.py", *sys.argv[1:]])
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
@@ -1105,7 +1126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     try:
         with temporary_home(args.keep_home) as path:
-            home = Home(path, dict(item.split("=", 1) for item in args.server_env))
+            env = dict(item.split("=", 1) for item in args.server_env)
+            home = Home(path, env, database_url=args.database_url)
             rows = run_all(scenarios, home, opts, cpus, reaper)
     except KeyboardInterrupt:
         log("interrupted; servers stopped")

@@ -5,9 +5,9 @@
 Checked over HTTP: the right scope passes (200 / 201); the wrong scope is 403
 ``insufficient_scope``; no token is a bare 401 challenge; a token signed by a foreign key (with
 the server's own ``kid`` and a past ``exp``) and a tampered token are 401 ``invalid_token``.
-Then ``tokenward keys rotate --activate-in 0``: new tokens carry the new ``kid``, the example
-API's verifier picks the key up by its one unknown-``kid`` JWKS refetch, and tokens signed by
-the old key keep working because the old key is still published.
+Then ``tokenward keys rotate --activate-in 0 --force``: new tokens carry the new ``kid``, the
+example API's verifier picks the key up by its one unknown-``kid`` JWKS refetch, and tokens
+signed by the old key keep working because the old key is still published.
 
 A second tokenward server holds an API created with ``--token-format opaque``; the example API
 is given the credentials of a client registered with ``--introspect`` and checks the opaque
@@ -270,7 +270,7 @@ def test_key_rotation_new_and_old_tokens_keep_working(live: Live) -> None:
         assert live.call("GET", "/countries", old.access_token).status_code == 200
         old_kid = kid_of(old.access_token)
 
-        live.env.cli("keys", "rotate", "--activate-in", "0")
+        live.env.cli("keys", "rotate", "--activate-in", "0", "--force")
 
         # The server picks the new key up within its cache refresh; drop the cached token
         # until a fresh one is signed by it.

@@ -98,13 +98,13 @@ def test_a_client_created_by_the_cli_works_at_once(cluster: Cluster) -> None:
 
 
 def test_key_rotation_reaches_every_worker(cluster: Cluster) -> None:
-    """``keys rotate --activate-in 0``: every worker signs with the new key, the old one stays
-    in the JWKS (retired) so tokens it signed still verify."""
+    """``keys rotate --activate-in 0 --force``: every worker signs with the new key, the old one
+    stays in the JWKS (retired) so tokens it signed still verify."""
     client = cluster.the_client()
     cid, secret = client["client_id"], client["client_secret"]
     old_token = cluster.request(cid, secret).json()["access_token"]
     old = jwt_parts(old_token)[0]["kid"]
-    out = cluster.env.cli("keys", "rotate", "--activate-in", "0").stdout
+    out = cluster.env.cli("keys", "rotate", "--activate-in", "0", "--force").stdout
     new = out.split(" key ", 1)[1].split(":", 1)[0]
 
     def kids() -> set[str]:

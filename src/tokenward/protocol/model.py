@@ -81,6 +81,9 @@ class Client:
     #: APIs whose tokens this client may introspect (a resource server), RFC 7662 §4.
     introspect_apis: frozenset[str] = frozenset()
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: The stored row's revision, moved by every change: an admin write applies only to the
+    #: revision it read (optimistic concurrency), so two changes cannot overwrite each other.
+    revision: int = field(default=0, compare=False)
 
     def effective_default_scopes(self) -> frozenset[str]:
         """Scopes used when a request omits ``scope``: all granted ones unless configured."""

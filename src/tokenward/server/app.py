@@ -128,6 +128,7 @@ def wrap(server: Server) -> TokenwardApp:
         registry=server.registry,
         keyring=server.keyring,
         auth_methods=server.auth_methods,
+        metrics=server.metrics,
     )
     if server.settings.console_enabled:
         routes += console_routes(

@@ -52,10 +52,12 @@ class ClientAuthenticator:
         )
         try:
             exchange.credentials = self._assertions.identify(exchange.credentials)
-            return await self._verify(exchange.credentials, exchange.now)
+            client = await self._verify(exchange.credentials, exchange.now)
         except InvalidClient:
             self._throttle.fail(exchange.client_id, exchange.now)
             raise
+        exchange.authenticated = True
+        return client
 
     async def _verify(self, creds: PresentedCredentials, now: int) -> Client:
         self._throttle.check(creds.client_id, now)

@@ -35,6 +35,7 @@ from tokenward.server.endpoints.token import TokenEndpoint
 from tokenward.server.events import AuditBuffer
 from tokenward.server.issuer import TokenIssuer
 from tokenward.server.keys import KeyRing
+from tokenward.server.metrics import Metrics
 from tokenward.server.reader import TokenReader
 from tokenward.server.registry_cache import RegistryCache
 from tokenward.server.runtime import Runtime
@@ -74,6 +75,7 @@ class Server:
     admin: Admin
     operators: Operators
     usage: UsageReports
+    metrics: Metrics | None = None
 
     @property
     def auth_methods(self) -> list[str]:
@@ -118,9 +120,17 @@ def build_server(
     stores: Stores | None = None,
     server_secrets: ServerSecrets | None = None,
 ) -> Server:
-    stores = stores or sql_stores(settings.database_url)
+    stores = stores or sql_stores(
+        settings.database_url,
+        batch_delay=settings.write_batch_delay_ms / 1000,
+        batch_rows=settings.write_batch_max_rows,
+    )
     server_secrets = server_secrets or load_server_secrets(settings)
-    audit = AuditBuffer(enabled=settings.audit_log)
+    audit = AuditBuffer(
+        enabled=settings.audit_log or settings.metrics,
+        log=settings.audit_log,
+        timing=settings.metrics,
+    )
     keyring = KeyRing(server_secrets.encryptor, max_token_ttl=settings.max_token_ttl)
     registry = RegistryCache(stores.registry, stores.keys, keyring, clock=clock)
     audit.subscribe(UsageSink(stores.usage, known=lambda cid: cid in registry.registry.clients))
@@ -134,6 +144,10 @@ def build_server(
     policy = TokenPolicy(
         default_ttl=settings.token_ttl, max_ttl=settings.max_token_ttl, default_format="jwt"
     )
+    metrics = None
+    if settings.metrics:
+        metrics = Metrics(registry=registry, store=stores.registry, audit=audit, clock=clock)
+        audit.subscribe(metrics)
     return Server(
         settings=settings,
         clock=clock,
@@ -166,6 +180,8 @@ def build_server(
             audit=audit,
             usage=stores.usage,
             operators=stores.operators,
+            metrics=metrics,
+            changes=stores.changes if settings.registry_notify else None,
         ),
         admin=Admin(
             settings=settings,
@@ -178,4 +194,5 @@ def build_server(
         ),
         operators=Operators(settings=settings, store=stores.operators, clock=clock),
         usage=UsageReports(store=stores.usage, clock=clock),
+        metrics=metrics,
     )

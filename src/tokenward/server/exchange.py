@@ -22,6 +22,9 @@ class Exchange:
     params: Mapping[str, str]
     now: int
     credentials: PresentedCredentials | None = None
+    #: Set by the client authenticator once the caller is authenticated (metrics label a
+    #: failure with its client id only then).
+    authenticated: bool = False
 
     @property
     def client_id(self) -> str | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -32,16 +33,21 @@ from tokenward.server.secrets import KeyEncryptor
 from tokenward.server.stores import KeyRow, KeyStore
 
 __all__ = [
+    "ACTIVATION_MARGIN",
     "KeyRing",
     "KeyState",
     "ensure_keys",
     "key_states",
     "new_key_row",
     "rotate",
+    "safe_activation_delay",
     "unreadable_cause",
 ]
 
 SKEW = 60
+#: Seconds added to the activation bound: a worker's reload itself, and small clock
+#: differences between instances (each computes key states from its own clock).
+ACTIVATION_MARGIN = 5
 log = logging.getLogger("tokenward.keys")
 
 
@@ -79,6 +85,14 @@ def key_states(rows: Sequence[KeyRow], *, now: int, max_token_ttl: int) -> list[
                     KeyState(row.kid, row.alg, "retired", row.activates_at, retires, removable)
                 )
     return out
+
+
+def safe_activation_delay(*, jwks_max_age: int, registry_refresh: float) -> int:
+    """The least delay between publishing a key and letting it sign, so that no verifier can
+    meet a token signed by a key it has not seen: every instance publishes the new key within
+    one registry poll (``registry_refresh``), and a verifier that fetched the JWKS just before
+    keeps that copy for ``jwks_max_age`` (docs/consistency.md)."""
+    return jwks_max_age + math.ceil(registry_refresh) + ACTIVATION_MARGIN
 
 
 def new_key_row(

@@ -1,7 +1,8 @@
 """The background work of one server process: every loop lives here.
 
 * every ``cache_refresh_seconds``: one ``SELECT version`` decides whether to reload the registry
-  and keys (the registry cache);
+  and keys (the registry cache); on PostgreSQL a change notification (LISTEN/NOTIFY) triggers
+  that check at once, the poll being the fallback;
 * every second: the audit buffer is written to the log; every 30 s the "last used" stamps of
   secrets are written in one batch;
 * every minute: key upkeep (``keys.ensure_keys``: rotate when due, delete expired keys);
@@ -9,6 +10,8 @@
   client-assertion ``jti`` values are deleted;
 * every hour: usage statistics older than ``usage_retention_days`` and ended console sessions
   are deleted.
+* with metrics on, every 5 s: the registry, key and database gauges (``metrics.py``), and the
+  separate metrics port when ``metrics_port`` is set.
 
 A new background task is one more ``_every(...)`` line in :meth:`Runtime.start`.
 
@@ -30,18 +33,20 @@ from tokenward.server.authenticator import ClientAuthenticator
 from tokenward.server.clock import Clock
 from tokenward.server.events import AuditBuffer
 from tokenward.server.keys import ensure_keys
+from tokenward.server.metrics import Metrics
 from tokenward.server.registry_cache import RegistryCache
 from tokenward.server.secrets import KeyEncryptor
 from tokenward.server.settings import Settings
 from tokenward.server.stores import (
     KeyStore,
     OperatorStore,
+    RegistryChanges,
     TokenStore,
     UsageStore,
     store_health,
 )
 
-__all__ = ["LAST_USED_FLUSH_SECONDS", "Runtime"]
+__all__ = ["LAST_USED_FLUSH_SECONDS", "METRICS_SAMPLE_SECONDS", "Runtime"]
 
 log = logging.getLogger("tokenward.runtime")
 LAST_USED_FLUSH_SECONDS = 30
@@ -53,6 +58,8 @@ LOAD_RETRY_FIRST_SECONDS = 0.5
 LOAD_RETRY_MAX_SECONDS = 2.0
 #: Longest wait for the "last used" stamps to be written when the process stops.
 STOP_FLUSH_SECONDS = 5.0
+#: How often the registry, key and database gauges are sampled (metrics on).
+METRICS_SAMPLE_SECONDS = 5.0
 
 
 class Runtime:
@@ -70,6 +77,8 @@ class Runtime:
         audit: AuditBuffer,
         usage: UsageStore | None = None,
         operators: OperatorStore | None = None,
+        metrics: Metrics | None = None,
+        changes: RegistryChanges | None = None,
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -82,6 +91,8 @@ class Runtime:
         self._audit = audit
         self._usage = usage
         self._operators = operators
+        self._metrics = metrics
+        self._changes = changes
         self._tasks: list[asyncio.Task[None]] = []
 
     async def prepare(self) -> None:
@@ -100,11 +111,28 @@ class Runtime:
             self._tasks.append(asyncio.create_task(retry, name="tokenward load retry"))
         settings = self._settings
         self._every(settings.cache_refresh_seconds, self._registry.refresh_if_changed, "refresh")
+        if self._changes is not None:
+            listen = self._changes.listen(self._registry.refresh_if_changed)
+            self._tasks.append(asyncio.create_task(listen, name="tokenward listen"))
         self._every(1.0, self._audit.flush, "audit flush", store=False)
         self._every(LAST_USED_FLUSH_SECONDS, self.flush_last_used, "last-used stamps")
         self._every(60.0, self.upkeep_keys, "key upkeep")
         self._every(settings.opaque_token_purge_seconds, self.purge, "purge")
         self._every(3600.0, self.purge_console, "usage and session purge")
+        if self._metrics is not None:
+            await self._start_metrics(self._metrics)
+
+    async def _start_metrics(self, metrics: Metrics) -> None:
+        async def first_sample() -> None:  # not awaited: a database probe may take 2 s
+            try:
+                await metrics.sample()
+            except Exception:
+                log.exception("metrics sample failed")
+
+        self._tasks.append(asyncio.create_task(first_sample(), name="tokenward metrics"))
+        self._every(METRICS_SAMPLE_SECONDS, metrics.sample, "metrics sample")
+        if self._settings.metrics_port is not None:
+            await metrics.listen(self._settings.metrics_host, self._settings.metrics_port)
 
     async def stop(self) -> None:
         """Stop the loops, then write what is buffered."""
@@ -115,6 +143,8 @@ class Runtime:
                 await task
         self._tasks.clear()
         await self._assertions.aclose()
+        if self._metrics is not None:
+            await self._metrics.close()
         await self._audit.flush()
         with contextlib.suppress(Exception):
             # Bounded: a database that hangs must not hold the process's exit.

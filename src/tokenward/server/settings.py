@@ -390,6 +390,43 @@ class Settings(BaseSettings):
     def is_loopback_issuer(self) -> bool:
         return is_loopback(urlsplit(self.issuer).hostname or "")
 
+    # -- observability and consistency --
+    metrics: bool = Field(
+        False,
+        description="Serve Prometheus metrics (docs/metrics.md): at `/metrics` on the main port, "
+        "or on `metrics_port`. Computed from the audit stream, off the request path.",
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve `/metrics` on this port of `metrics_host` instead of the main port "
+        "(every worker listens with SO_REUSEPORT; any of them answers for all).",
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", description="Interface of the separate metrics port (`metrics_port`)."
+    )
+    metrics_dir: Path | None = Field(
+        None,
+        description="Directory where the workers share their metric values (prometheus-client "
+        "multiprocess mode); emptied at start. Unset: a fresh temporary directory per start.",
+    )
+    registry_notify: bool = Field(
+        True,
+        description="On PostgreSQL, every registry change sends a NOTIFY and every worker "
+        "LISTENs, reloading at once; the poll (`cache_refresh_seconds`) stays as the fallback.",
+    )
+    write_batch_delay_ms: float = Field(
+        2.0,
+        ge=0,
+        le=100,
+        description="Group commit of the token path's writes (used assertion `jti`s, opaque "
+        "tokens): the longest a write waits for others to share its transaction.",
+    )
+    write_batch_max_rows: int = Field(
+        256, ge=1, le=10_000, description="Most rows one group-commit transaction writes."
+    )
+
     @field_validator("issuer")
     @classmethod
     def _issuer_shape(cls, value: str) -> str:

@@ -16,7 +16,9 @@ reader can see at a glance what a component touches:
 * :class:`OperatorStore`: the console's operator accounts, their lockout state and their
   server-side sessions (each account change written with its audit record);
 * :class:`UsageStore`: per-minute token counts per client, added in one batch per audit flush
-  by the usage-statistics sink (``server/usage.py``), read by the console's overview.
+  by the usage-statistics sink (``server/usage.py``), read by the console's overview;
+* :class:`RegistryChanges`: changes pushed as they commit (PostgreSQL NOTIFY), so workers
+  reload at once rather than at their next poll.
 
 :data:`store_health` (a :class:`StoreHealth`) is this process's view of its database: every
 store operation on a request's path (:func:`or_unavailable`) and every background loop reports
@@ -41,6 +43,7 @@ __all__ = [
     "AuditQuery",
     "AuditRecord",
     "AuditStore",
+    "ConcurrentChangeError",
     "ConflictError",
     "KeyRow",
     "KeyStore",
@@ -48,6 +51,7 @@ __all__ = [
     "NotFoundError",
     "OperatorRow",
     "OperatorStore",
+    "RegistryChanges",
     "RegistryStore",
     "ReplayStore",
     "SessionRow",
@@ -146,6 +150,10 @@ def describe_failure(exc: BaseException) -> str:
 store_health = StoreHealth()
 
 
+class ConcurrentChangeError(RuntimeError):
+    """The record changed since it was read (its revision moved): read it again and retry."""
+
+
 async def or_unavailable(operation: Awaitable[T], what: str = "token store") -> T:
     """Await a store operation on a request's path: a store failure is a 503
     ``temporarily_unavailable`` with ``Retry-After``, never a guess and never a 500."""
@@ -210,6 +218,15 @@ class RegistryStore(Protocol):
     async def version(self) -> int: ...
 
     async def load_registry(self) -> Registry: ...
+
+
+class RegistryChanges(Protocol):
+    """Pushed registry changes (PostgreSQL LISTEN/NOTIFY); the poll remains the fallback."""
+
+    async def listen(self, changed: Callable[[], Awaitable[None]]) -> None:
+        """Call ``changed`` after committed registry changes, until cancelled; reconnects by
+        itself."""
+        ...
 
 
 class KeyStore(Protocol):
@@ -294,7 +311,10 @@ class AdminStore(Protocol):
         self, client: Client, *, now: int, secret: NewSecretRow | None, audit: AuditRecord
     ) -> None: ...
 
-    async def save_client(self, client: Client, *, now: int, audit: AuditRecord) -> None: ...
+    async def save_client(self, client: Client, *, now: int, audit: AuditRecord) -> None:
+        """Write ``client`` if the stored row is still at ``client.revision`` (and move it on);
+        ``ConcurrentChangeError`` when another change came first, so none is lost."""
+        ...
 
     async def delete_client(self, client_id: str, *, audit: AuditRecord) -> None: ...
 
@@ -420,3 +440,5 @@ class Stores:
     operators: OperatorStore
     usage: UsageStore
     close: Callable[[], Awaitable[None]]
+    #: None where the database cannot push changes (SQLite): the poll alone then.
+    changes: RegistryChanges | None = None

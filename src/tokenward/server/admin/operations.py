@@ -10,9 +10,11 @@ that made the change refreshes at once (``changed``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
+import random
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
@@ -44,7 +46,7 @@ from tokenward.server.admin.views import (
 )
 from tokenward.server.client_keys import check_jwks_uri
 from tokenward.server.clock import Clock
-from tokenward.server.keys import KeyState, key_states, rotate
+from tokenward.server.keys import KeyState, key_states, rotate, safe_activation_delay
 from tokenward.server.secrets import (
     ServerSecrets,
     generate_client_secret,
@@ -56,17 +58,20 @@ from tokenward.server.stores import (
     AuditQuery,
     AuditRecord,
     AuditStore,
+    ConcurrentChangeError,
     ConflictError,
     KeyStore,
     NewSecretRow,
     NotFoundError,
 )
 
-__all__ = ["Admin"]
+__all__ = ["MODIFY_ATTEMPTS", "Admin"]
 
 log = logging.getLogger("tokenward.admin")
 _KeyRegistration = tuple[Mapping[str, Any] | None, str | None, str | None]
 _SECRET_BEARING: frozenset[AuthMethod] = SECRET_METHODS | {"client_secret_jwt"}
+#: Read-modify-write attempts of one client change before giving up with a conflict.
+MODIFY_ATTEMPTS = 10
 
 
 @contextlib.contextmanager
@@ -97,6 +102,11 @@ def _assertion_alg(jwks: Mapping[str, Any], alg: str | None) -> str:
     if alg not in usable:
         raise Invalid(f"no key in the JWKS can be used with {alg}")
     return alg
+
+
+def _later(current: int | None, proposed: int) -> int:
+    """A ``not_before`` never moves back: a revocation is never undone by a later change."""
+    return proposed if current is None else max(current, proposed)
 
 
 def _strong_secret(methods: frozenset[AuthMethod], secret: str | None) -> None:
@@ -330,18 +340,39 @@ class Admin:
     async def update_client(
         self, client_id: str, changes: ClientUpdate, *, actor: str
     ) -> ClientView:
-        client = await self._client(client_id)
-        updated = await self._changed_client(client, changes)
-        if updated.default_scopes is not None and not updated.default_scopes <= updated.scopes:
-            raise Invalid("default scopes must be among the granted scopes")
         shown = changes.model_dump(mode="json", exclude_unset=True, exclude={"jwks"})
         if "jwks" in changes.model_fields_set:
             shown["jwks"] = "(replaced)"
-        record = self._record("client.updated", actor, client_id=client_id, changes=shown)
-        with _translated(f"client {client_id}"):
-            await self._store.save_client(updated, now=self._now(), audit=record)
-        await self._after_change()
-        return ClientView.of(updated)
+
+        async def change(client: Client) -> tuple[Client, AuditRecord]:
+            updated = await self._changed_client(client, changes)
+            if updated.default_scopes is not None and not updated.default_scopes <= updated.scopes:
+                raise Invalid("default scopes must be among the granted scopes")
+            return updated, self._record(
+                "client.updated", actor, client_id=client_id, changes=shown
+            )
+
+        return ClientView.of(await self._modify_client(client_id, change))
+
+    async def _modify_client(
+        self, client_id: str, change: Callable[[Client], Awaitable[tuple[Client, AuditRecord]]]
+    ) -> Client:
+        """Read, change, write if nobody wrote in between (the row's ``revision``); else read
+        again and reapply the change, so concurrent changes compose instead of overwriting
+        each other (docs/consistency.md)."""
+        for attempt in range(MODIFY_ATTEMPTS):
+            client = await self._client(client_id)
+            updated, record = await change(client)
+            try:
+                with _translated(f"client {client_id}"):
+                    await self._store.save_client(updated, now=self._now(), audit=record)
+            except ConcurrentChangeError:
+                # Jittered backoff: writers that collided do not collide again in lockstep.
+                await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311
+                continue
+            await self._after_change()
+            return replace(updated, revision=client.revision + 1)
+        raise Conflict(f"client {client_id} kept changing concurrently; try again")
 
     async def _changed_client(self, client: Client, changes: ClientUpdate) -> Client:
         given = changes.model_fields_set
@@ -366,7 +397,7 @@ class Admin:
             values["enabled"] = changes.enabled
             if not changes.enabled:
                 # Disabling also revokes every token issued so far (docs/revocation.md).
-                values["not_before"] = self._now() + 1
+                values["not_before"] = _later(client.not_before, self._now() + 1)
         if changes.introspect_apis is not None:
             values["introspect_apis"] = await self._check_apis(changes.introspect_apis)
         values.update(self._changed_keys(client, values.get("auth_methods"), changes))
@@ -394,16 +425,15 @@ class Admin:
     async def revoke_tokens(self, client_id: str, *, actor: str) -> int:
         """Revoke every token the client holds: introspection reports tokens issued before the
         returned time (``not_before``) inactive, on every worker at once. Returns it."""
-        client = await self._client(client_id)
         not_before = self._now() + 1
-        record = self._record(
-            "client.tokens_revoked", actor, client_id=client_id, not_before=not_before
-        )
-        with _translated(f"client {client_id}"):
-            await self._store.save_client(
-                replace(client, not_before=not_before), now=self._now(), audit=record
+
+        async def change(client: Client) -> tuple[Client, AuditRecord]:
+            record = self._record(
+                "client.tokens_revoked", actor, client_id=client_id, not_before=not_before
             )
-        await self._after_change()
+            return replace(client, not_before=_later(client.not_before, not_before)), record
+
+        await self._modify_client(client_id, change)
         return not_before
 
     async def delete_client(self, client_id: str, *, actor: str) -> None:
@@ -513,20 +543,24 @@ class Admin:
     async def rotate_key(self, spec: KeyRotate, *, actor: str) -> KeyView:
         """Publish a new key now; it signs after ``activate_in`` seconds (default: the
         publication delay). The previous key retires at that moment and stays published until
-        every token it signed has expired."""
+        every token it signed has expired. An activation sooner than every verifier can know
+        the key is refused unless ``spec.force``."""
         alg = spec.alg or self._settings.signing_alg
         delay = (
             self._settings.key_publication_delay if spec.activate_in is None else spec.activate_in
         )
         now = self._now()
+        if not spec.force:
+            self._check_activation(delay, now, default=spec.activate_in is None)
         row = await rotate(
             self._keys, self._secrets.encryptor, alg=alg, now=now, activates_at=now + delay
         )
         if row is None:
             raise Conflict("a concurrent rotation created this key generation; retry")
-        await self._audit.add_audit(
-            [self._record("key.rotated", actor, kid=row.kid, alg=alg, activates_at=now + delay)]
+        record = self._record(
+            "key.rotated", actor, kid=row.kid, alg=alg, activates_at=now + delay, forced=spec.force
         )
+        await self._audit.add_audit([record])
         await self._after_change()
         return next(k for k in await self.list_keys() if k.kid == row.kid)
 
@@ -594,6 +628,26 @@ class Admin:
             [self._record("key.deleted", actor, kid=kid, alg=state.alg, forced=force)]
         )
         await self._after_change()
+
+    def _check_activation(self, delay: int, now: int, *, default: bool) -> None:
+        settings = self._settings
+        least = safe_activation_delay(
+            jwks_max_age=settings.jwks_max_age, registry_refresh=settings.cache_refresh_seconds
+        )
+        if delay >= least:
+            return
+        earliest = timestamp(now + least)
+        assert earliest is not None
+        given = "TOKENWARD_KEY_PUBLICATION_DELAY is" if default else "activating in"
+        raise Invalid(
+            f"{given} {delay} s, too soon: verifiers may keep the JWKS for "
+            f"{settings.jwks_max_age} s (TOKENWARD_JWKS_MAX_AGE) and other instances publish a "
+            f"new key within {settings.cache_refresh_seconds:g} s "
+            f"(TOKENWARD_CACHE_REFRESH_SECONDS), so tokens it signs sooner would fail "
+            f"verification; the earliest safe activation is in {least} s "
+            f"({earliest.isoformat().replace('+00:00', 'Z')}). Force it only to replace a "
+            "compromised key (docs/consistency.md)"
+        )
 
     # -- audit --------------------------------------------------------------------------------
 

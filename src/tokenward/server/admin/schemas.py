@@ -49,6 +49,8 @@ __all__ = [
 #: Algorithms a private_key_jwt client may sign its assertions with.
 AssertionAlg = Literal["ES256", "RS256", "PS256", "EdDSA", "Ed25519"]
 
+#: The longest a new key may wait before it signs: a year (the automatic rotation is 30 days).
+MAX_ACTIVATION_DELAY = 365 * 86400
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._~:@+\-]{1,255}")
 
 
@@ -159,7 +161,10 @@ class SecretRevoke(_Input):
 class KeyRotate(_Input):
     alg: SigningAlg | None = None
     #: Seconds before the new key signs; default: the publication delay.
-    activate_in: Annotated[int, Field(ge=0)] | None = None
+    activate_in: Annotated[int, Field(ge=0, le=MAX_ACTIVATION_DELAY)] | None = None
+    #: Allow an activation sooner than verifiers can have fetched the key (a compromised key:
+    #: tokens signed in the gap fail at verifiers still holding the old JWKS).
+    force: bool = False
 
 
 # -- console operators ----------------------------------------------------------------------

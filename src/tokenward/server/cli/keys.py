@@ -30,10 +30,18 @@ def rotate(
         int | None,
         typer.Option(help="Seconds before it signs (default TOKENWARD_KEY_PUBLICATION_DELAY)."),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Allow an activation sooner than the JWKS max-age plus the registry refresh "
+            "(a compromised key only: tokens signed meanwhile fail at some verifiers).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Publish a new signing key; it signs after the publication delay."""
-    spec = parse(KeyRotate, alg=alg, activate_in=activate_in)
+    spec = parse(KeyRotate, alg=alg, activate_in=activate_in, force=force)
     key = run_admin(lambda admin: admin.rotate_key(spec, actor=ACTOR))
     line = f"new {key.alg} key {key.kid}: published now, signs from {when(key.activates_at)}"
     emit(key, as_json, [line])

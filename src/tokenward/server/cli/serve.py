@@ -31,6 +31,7 @@ from tokenward.server.cli.common import ACTOR, discovery_url, single
 from tokenward.server.cli.init import hand_over
 from tokenward.server.composition import build_server
 from tokenward.server.events import configure_logging
+from tokenward.server.metrics import prepare_metrics_dir, remove_metrics_dir
 from tokenward.server.preflight import Checked, DatabaseUnreachable, preflight, server_secrets
 from tokenward.server.secrets import ServerSecrets
 from tokenward.server.settings import ConfigError, Settings, is_loopback, load_settings
@@ -160,17 +161,25 @@ def serve(
     record_issuer(settings)
     if setup is not None:
         hand_over(setup, settings)
+    metrics_dir = prepare_metrics_dir(settings)  # before any worker imports prometheus_client
+    try:
+        raise typer.Exit(_run(settings, secrets, host=host, port=port, workers=workers))
+    finally:
+        remove_metrics_dir(settings, metrics_dir)
+
+
+def _run(settings: Settings, secrets: ServerSecrets, *, host: str, port: int, workers: int) -> int:
     if workers == 1:
         # One worker is this process: no supervisor to add a hop, a process and a failure mode.
         # Restarting it is the job of what started it (systemd, Kubernetes, a container runtime).
         run_worker(settings, secrets, host=host, port=port, supervised=False)
-        return
+        return 0
     supervisor = Supervisor(
         functools.partial(run_worker, settings, secrets, host=host, port=port, supervised=True),
         workers=workers,
         stop_grace=settings.shutdown_drain_seconds + STOP_FLUSH_GRACE,
     )
-    raise typer.Exit(supervisor.run())
+    return supervisor.run()
 
 
 def _checked(settings: Settings) -> Checked | None:
@@ -198,8 +207,8 @@ def record_issuer(settings: Settings) -> None:
 
 def _first_start(settings: Settings, secrets: ServerSecrets) -> AdminApiSetup | None:
     """A signing key, and (with the admin API on) its audience and first admin client, once
-    for every worker."""
-    server = build_server(settings, server_secrets=secrets)
+    for every worker (metrics off: prometheus_client is imported by the workers only)."""
+    server = build_server(settings.model_copy(update={"metrics": False}), server_secrets=secrets)
 
     async def first() -> AdminApiSetup | None:
         try:

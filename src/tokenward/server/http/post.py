@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Mapping
+from time import perf_counter
 from typing import Any, Protocol
 
 from tokenward.protocol.errors import (
@@ -50,6 +51,14 @@ class PostHandler:
         self._json_body = json_body
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        started = perf_counter()
+        try:
+            await self._handle(scope, receive, send)
+        finally:
+            # Kept for the metrics sink, which turns it into histograms behind (events.py).
+            self._audit.timed(self.endpoint.name, perf_counter() - started)
+
+    async def _handle(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
             # GET would put credentials and tokens in URLs and logs (RFC 7662 §4).
             error = InvalidRequest(f"the {self.endpoint.name} endpoint accepts POST only")
@@ -85,4 +94,5 @@ class PostHandler:
             error=error.error,
             reason=error.reason,
             method=exchange.method,
+            authenticated=exchange.authenticated,
         )

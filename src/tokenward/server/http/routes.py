@@ -1,4 +1,5 @@
-"""Discovery (RFC 8414), JWKS (RFC 7517) and health, as Starlette routes.
+"""Discovery (RFC 8414), JWKS (RFC 7517), health and (when on) Prometheus metrics, as
+Starlette routes.
 
 Health (docs/operations.md): ``/livez`` answers 200 while the process serves; ``/readyz``
 answers 200 when it can issue tokens (keys and registry loaded, an active key for the default
@@ -10,7 +11,7 @@ discovery and the JWKS answer 503 too rather than an empty document a verifier w
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ from tokenward.jose.keys import SIGNING_ALGORITHMS
 from tokenward.protocol.errors import RETRY_AFTER_SECONDS, TemporarilyUnavailable
 from tokenward.protocol.metadata import server_metadata, well_known_paths
 from tokenward.server.keys import KeyRing
+from tokenward.server.metrics import Metrics
 from tokenward.server.registry_cache import RegistryCache
 from tokenward.server.settings import Settings
 from tokenward.server.stores import store_health
@@ -41,6 +43,7 @@ def protocol_routes(
     registry: RegistryCache,
     keyring: KeyRing,
     auth_methods: Iterable[str],
+    metrics: Metrics | None = None,
 ) -> list[BaseRoute]:
     issuer_path = urlsplit(settings.issuer).path.rstrip("/")
     methods = sorted(auth_methods)
@@ -83,7 +86,20 @@ def protocol_routes(
     routes.append(Route("/livez", livez, methods=["GET"]))
     routes.append(Route("/readyz", readyz, methods=["GET"]))
     routes.append(Route("/healthz", readyz, methods=["GET"]))  # /readyz under its older name
+    if metrics is not None and settings.metrics_port is None:
+        routes.append(Route("/metrics", _metrics_route(metrics), methods=["GET"]))
     return routes
+
+
+def _metrics_route(metrics: Metrics) -> Callable[[Request], Awaitable[Response]]:
+    async def exposition(request: Request) -> Response:
+        return Response(
+            await metrics.render(),
+            media_type="text/plain; version=0.0.4; charset=utf-8",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    return exposition
 
 
 def livez(request: Request) -> Response:

@@ -20,10 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from tokenward.protocol.introspection import ClientFacts
 from tokenward.protocol.model import Api, Client, ClientSecret, Registry
 from tokenward.server.storage.sql import tables as t
+from tokenward.server.storage.sql.group_commit import GroupCommit
 from tokenward.server.storage.sql.migrate import ensure_sqlite_dir
+from tokenward.server.storage.sql.notify import CHANNEL, PgRegistryChanges
 from tokenward.server.stores import (
     AuditQuery,
     AuditRecord,
+    ConcurrentChangeError,
     ConflictError,
     KeyRow,
     NewSecretRow,
@@ -107,6 +110,7 @@ def _client(row: sa.Row[Any], client_secrets: Sequence[ClientSecret]) -> Client:
         not_before=row.not_before,
         created_at=row.created_at,
         introspect_apis=frozenset(row.introspect_apis or ()),
+        revision=row.revision,
     )
 
 
@@ -133,15 +137,42 @@ def _client_values(client: Client) -> dict[str, Any]:
     }
 
 
-class Repository:
-    """Async data access over one SQLAlchemy engine (SQLite or PostgreSQL)."""
+AssertionRow = tuple[str, str, int]  # client_id, jti, expires_at
+OpaqueRow = tuple[str, str, dict[str, Any], int]  # digest, client_id, claims, expires_at
 
-    def __init__(self, engine: AsyncEngine) -> None:
+
+class Repository:
+    """Async data access over one SQLAlchemy engine (SQLite or PostgreSQL).
+
+    The token path's two writes (a used assertion ``jti``, an opaque token's row) go through
+    group commit (``group_commit.py``): concurrent requests share a transaction."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, batch_delay: float = 0.002, batch_rows: int = 256
+    ) -> None:
         self.engine = engine
+        c = t.used_assertions.c
+        # Built once: with the rows as executemany parameters it compiles once (SQLAlchemy's
+        # "insertmanyvalues" renders one multi-row INSERT per batch), not once per batch.
+        self._use_jti = (
+            self._insert(t.used_assertions).on_conflict_do_nothing().returning(c.client_id, c.jti)
+        )
+        self._assertions = GroupCommit[AssertionRow, bool](
+            self.use_assertions, delay=batch_delay, max_rows=batch_rows
+        )
+        self._opaque = GroupCommit[OpaqueRow, None](
+            self.store_opaque_tokens, delay=batch_delay, max_rows=batch_rows
+        )
 
     @classmethod
-    def from_url(cls, url: str) -> Repository:
-        return cls(create_engine_for(url))
+    def from_url(cls, url: str, *, batch_delay: float = 0.002, batch_rows: int = 256) -> Repository:
+        return cls(create_engine_for(url), batch_delay=batch_delay, batch_rows=batch_rows)
+
+    def _insert(self, table: sa.Table) -> Any:
+        """INSERT with the dialect's ON CONFLICT support."""
+        if self.engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -155,9 +186,13 @@ class Repository:
 
     @staticmethod
     async def _bump(conn: AsyncConnection) -> None:
+        """Move the registry version; on PostgreSQL also notify every listening worker,
+        delivered when (and only if) this transaction commits (``notify.py``)."""
         await conn.execute(
             sa.update(t.registry_state).values(version=t.registry_state.c.version + 1)
         )
+        if conn.dialect.name == "postgresql":
+            await conn.execute(sa.select(sa.func.pg_notify(CHANNEL, "")))
 
     # -- snapshot for the hot path ------------------------------------------------------------
 
@@ -329,14 +364,18 @@ class Repository:
             await self._commit_change(conn, audit)
 
     async def save_client(self, client: Client, *, now: int, audit: AuditRecord) -> None:
+        """Compare-and-set on ``revision``: the row is written only if no other change came
+        since ``client`` was read (one statement, atomic on SQLite and PostgreSQL)."""
+        c = t.clients.c
         async with self.engine.begin() as conn:
             result = await conn.execute(
                 sa.update(t.clients)
-                .where(t.clients.c.client_id == client.client_id)
-                .values(updated_at=now, **_client_values(client))
+                .where(c.client_id == client.client_id, c.revision == client.revision)
+                .values(updated_at=now, revision=c.revision + 1, **_client_values(client))
             )
             if result.rowcount == 0:
-                raise NotFoundError(client.client_id)
+                await self._require(conn, t.clients, c.client_id, client.client_id)
+                raise ConcurrentChangeError(client.client_id)
             await self._commit_change(conn, audit)
 
     async def delete_client(self, client_id: str, *, audit: AuditRecord) -> None:
@@ -460,19 +499,32 @@ class Repository:
     # -- token lifecycle: replay store, revocations, opaque tokens -----------------------------
 
     async def use_assertion(self, client_id: str, jti: str, *, expires_at: int) -> bool:
-        """Record a client assertion's ``jti``; False when it was already used. The primary key
-        (client_id, jti) makes this atomic across workers and instances sharing the database.
-        Any other database error propagates: the caller fails closed."""
-        try:
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    sa.insert(t.used_assertions).values(
-                        client_id=client_id, jti=jti, expires_at=expires_at
-                    )
-                )
-        except sa.exc.IntegrityError:
-            return False
-        return True
+        """Record a client assertion's ``jti``; False when it was already used. Written by
+        group commit (:meth:`use_assertions`); any database error propagates: the caller
+        fails closed."""
+        return await self._assertions.submit((client_id, jti, expires_at))
+
+    async def use_assertions(self, rows: Sequence[AssertionRow]) -> list[bool]:
+        """Record many ``jti``s in one transaction; for each row, whether it was fresh.
+
+        The primary key (client_id, jti) with ``ON CONFLICT DO NOTHING ... RETURNING`` makes
+        each row's outcome atomic across workers and instances sharing the database: of two
+        transactions inserting one key, PostgreSQL lets the second wait for the first and
+        skip; SQLite runs one writer at a time. Within the batch the first copy wins."""
+        first: dict[tuple[str, str], int] = {}
+        for index, (client_id, jti, _) in enumerate(rows):
+            first.setdefault((client_id, jti), index)
+        values = [
+            {"client_id": rows[i][0], "jti": rows[i][1], "expires_at": rows[i][2]}
+            for i in first.values()
+        ]
+        async with self.engine.begin() as conn:
+            result = await conn.execute(self._use_jti, values)  # one multi-row INSERT
+            inserted = {(r.client_id, r.jti) for r in result.all()}
+        return [
+            first[(client_id, jti)] == index and (client_id, jti) in inserted
+            for index, (client_id, jti, _) in enumerate(rows)
+        ]
 
     async def revoke_jti(self, jti: str, *, client_id: str, expires_at: int) -> None:
         """Deny-list a JWT access token until it expires (idempotent)."""
@@ -489,12 +541,18 @@ class Repository:
     async def store_opaque(
         self, digest: str, *, client_id: str, claims: Mapping[str, Any], expires_at: int
     ) -> None:
+        """Store an opaque token; returns once its transaction committed (group commit)."""
+        await self._opaque.submit((digest, client_id, dict(claims), expires_at))
+
+    async def store_opaque_tokens(self, rows: Sequence[OpaqueRow]) -> list[None]:
+        """Store many opaque tokens in one transaction."""
+        values = [
+            {"digest": d, "client_id": c, "claims": claims, "expires_at": e}
+            for d, c, claims, e in rows
+        ]
         async with self.engine.begin() as conn:
-            await conn.execute(
-                sa.insert(t.opaque_tokens).values(
-                    digest=digest, client_id=client_id, claims=dict(claims), expires_at=expires_at
-                )
-            )
+            await conn.execute(sa.insert(t.opaque_tokens), values)
+        return [None] * len(rows)
 
     async def find_opaque(self, digest: str) -> dict[str, Any] | None:
         """The claims stored for an opaque token's digest, or None."""
@@ -740,9 +798,11 @@ class Repository:
             return int(result.rowcount)
 
 
-def sql_stores(url: str) -> Stores:
-    """Every storage port, implemented by one repository over one engine."""
-    repository = Repository.from_url(url)
+def sql_stores(url: str, *, batch_delay: float = 0.002, batch_rows: int = 256) -> Stores:
+    """Every storage port, implemented by one repository over one engine; ``batch_*``: the
+    group commit of the token path's writes."""
+    repository = Repository.from_url(url, batch_delay=batch_delay, batch_rows=batch_rows)
+    postgres = repository.engine.dialect.name == "postgresql"
     return Stores(
         registry=repository,
         keys=repository,
@@ -753,4 +813,5 @@ def sql_stores(url: str) -> Stores:
         operators=repository,
         usage=repository,
         close=repository.close,
+        changes=PgRegistryChanges(url) if postgres else None,
     )

@@ -70,6 +70,8 @@ clients = sa.Table(
     sa.Column("updated_at", sa.BigInteger, nullable=False),
     # Migration 0002: APIs whose tokens this client may introspect (RFC 7662 §4).
     sa.Column("introspect_apis", sa.JSON, nullable=True),
+    # Migration 0005: moved by every change; a write applies only to the revision it read.
+    sa.Column("revision", sa.Integer, nullable=False, server_default="0"),
 )
 
 client_secrets = sa.Table(
