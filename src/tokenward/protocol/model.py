@@ -81,6 +81,9 @@ class Client:
     #: APIs whose tokens this client may introspect (a resource server), RFC 7662 §4.
     introspect_apis: frozenset[str] = frozenset()
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: Optional issuance quotas: tokens per minute and per hour (429 ``slow_down`` past them).
+    quota_per_minute: int | None = None
+    quota_per_hour: int | None = None
 
     def effective_default_scopes(self) -> frozenset[str]:
         """Scopes used when a request omits ``scope``: all granted ones unless configured."""

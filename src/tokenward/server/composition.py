@@ -27,12 +27,14 @@ from tokenward.server.admin.operations import Admin
 from tokenward.server.assertions import ClientAssertions
 from tokenward.server.authenticator import ClientAuthenticator
 from tokenward.server.clock import Clock, system_clock
+from tokenward.server.counters import SharedCounter
 from tokenward.server.endpoints.introspection import IntrospectionEndpoint
 from tokenward.server.endpoints.revocation import RevocationEndpoint
 from tokenward.server.endpoints.token import TokenEndpoint
 from tokenward.server.events import AuditBuffer
 from tokenward.server.issuer import TokenIssuer
 from tokenward.server.keys import KeyRing
+from tokenward.server.quotas import IssuanceQuota
 from tokenward.server.reader import TokenReader
 from tokenward.server.registry_cache import RegistryCache
 from tokenward.server.runtime import Runtime
@@ -59,6 +61,7 @@ class Server:
     audit: AuditBuffer
     keyring: KeyRing
     registry: RegistryCache
+    counter: SharedCounter
     throttle: FailureThrottle
     assertions: ClientAssertions
     authenticator: ClientAuthenticator
@@ -115,8 +118,16 @@ def build_server(
     server_secrets = server_secrets or load_server_secrets(settings)
     audit = AuditBuffer(enabled=settings.audit_log)
     keyring = KeyRing(server_secrets.encryptor, max_token_ttl=settings.max_token_ttl)
-    registry = RegistryCache(stores.registry, stores.keys, keyring, clock=clock)
-    throttle = FailureThrottle(settings.failed_auth_limit)
+    registry = RegistryCache(
+        stores.registry,
+        stores.keys,
+        keyring,
+        clock=clock,
+        lookup_timeout=settings.auth_failure_lookup_timeout,
+    )
+    limits = (settings.failed_auth_limit, settings.failed_auth_limit_per_address)
+    counter = SharedCounter(stores.counters, hot=min(limits))
+    throttle = FailureThrottle(counter, per_client=limits[0], per_address=limits[1])
     assertions = ClientAssertions(settings, stores.replay, server_secrets.encryptor, clock=clock)
     authenticator = ClientAuthenticator(
         registry=registry, assertions=assertions, hasher=server_secrets.hasher, throttle=throttle
@@ -134,13 +145,18 @@ def build_server(
         audit=audit,
         keyring=keyring,
         registry=registry,
+        counter=counter,
         throttle=throttle,
         assertions=assertions,
         authenticator=authenticator,
         issuer=issuer,
         reader=reader,
         token=TokenEndpoint(
-            authenticator=authenticator, registry=registry, issuer=issuer, policy=policy
+            authenticator=authenticator,
+            registry=registry,
+            issuer=issuer,
+            policy=policy,
+            quota=IssuanceQuota(counter),
         ),
         introspection=IntrospectionEndpoint(
             authenticator=authenticator, reader=reader, audit=audit
@@ -156,6 +172,7 @@ def build_server(
             assertions=assertions,
             tokens=stores.tokens,
             audit=audit,
+            counter=counter,
         ),
         admin=Admin(
             settings=settings,

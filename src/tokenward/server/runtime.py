@@ -2,8 +2,9 @@
 
 * every ``cache_refresh_seconds``: one ``SELECT version`` decides whether to reload the registry
   and keys (the registry cache);
-* every second: the audit buffer is written to the log; every 30 s the "last used" stamps of
-  secrets are written in one batch;
+* every second: the audit buffer is written to the log, and the throttle and quota counts
+  are exchanged with the database in one statement (``counters.py``); every 30 s the "last
+  used" stamps of secrets are written in one batch;
 * every minute: key upkeep (``keys.ensure_keys``: rotate when due, delete expired keys);
 * every ``opaque_token_purge_seconds``: expired opaque tokens, revocations and used
   client-assertion ``jti`` values are deleted.
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from tokenward.server.assertions import ClientAssertions
 from tokenward.server.authenticator import ClientAuthenticator
 from tokenward.server.clock import Clock
+from tokenward.server.counters import FLUSH_SECONDS, SharedCounter
 from tokenward.server.events import AuditBuffer
 from tokenward.server.keys import ensure_keys
 from tokenward.server.registry_cache import RegistryCache
@@ -47,6 +49,7 @@ class Runtime:
         assertions: ClientAssertions,
         tokens: TokenStore,
         audit: AuditBuffer,
+        counter: SharedCounter,
     ) -> None:
         self._settings = settings
         self._clock = clock
@@ -57,6 +60,7 @@ class Runtime:
         self._assertions = assertions
         self._tokens = tokens
         self._audit = audit
+        self._counter = counter
         self._tasks: list[asyncio.Task[None]] = []
 
     async def prepare(self) -> None:
@@ -70,6 +74,7 @@ class Runtime:
         settings = self._settings
         self._every(settings.cache_refresh_seconds, self._registry.refresh_if_changed, "refresh")
         self._every(1.0, self._audit.flush, "audit flush")
+        self._every(FLUSH_SECONDS, self.flush_counts, "shared counts")
         self._every(LAST_USED_FLUSH_SECONDS, self.flush_last_used, "last-used stamps")
         self._every(60.0, self.upkeep_keys, "key upkeep")
         self._every(settings.opaque_token_purge_seconds, self.purge, "purge")
@@ -97,6 +102,9 @@ class Runtime:
                     log.exception("%s failed", what)
 
         self._tasks.append(asyncio.create_task(loop(), name=f"tokenward {what}"))
+
+    async def flush_counts(self) -> None:
+        await self._counter.flush(int(self._clock()))
 
     async def flush_last_used(self) -> None:
         await self._tokens.touch_secrets(self._authenticator.drain_last_used())

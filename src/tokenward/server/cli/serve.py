@@ -50,7 +50,8 @@ def serve(
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http="tokenward.server.http.limits:LimitedHttpToolsProtocol",  # header limits
+        proxy_headers=False,  # the app decides whom to trust (TOKENWARD_TRUSTED_PROXIES)
         access_log=False,
         log_level="warning",
         timeout_keep_alive=30,

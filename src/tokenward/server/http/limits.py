@@ -1,0 +1,178 @@
+"""Limits on what a client may make the server hold before the application sees a request.
+
+uvicorn's httptools protocol accepts a request head of any size (a 32 MiB header line was
+buffered and served) and waits forever for a slow one. :class:`LimitedHttpToolsProtocol`
+adds, per connection:
+
+* ``max_header_bytes``: request line plus header fields; past it ``431 Request Header Fields
+  Too Large`` (RFC 6585 §5) and the connection closes. The head is counted while it arrives,
+  so at most the limit plus one read (64 KiB) is ever buffered;
+* ``max_headers``: header fields; past it the same 431;
+* ``header_timeout``: from the connection (or the first byte of a later request on it) to the
+  end of the head; then ``408 Request Timeout`` (RFC 9110 §15.5.9), or a silent close if
+  nothing was sent. Idle keep-alive connections stay governed by uvicorn's keep-alive timeout;
+* a body nobody waits for: once the answer is sent, a request whose body has not fully
+  arrived closes the connection instead of reading the rest. (The POST endpoints time out a
+  slow body themselves: ``body_timeout``, a 408 with an RFC 6749 §5.2 JSON body.)
+
+Answers are JSON, ``{"error": "invalid_request", "error_description": ...}``, like every
+error of the POST endpoints. The limits are the settings of the application uvicorn serves
+(``TokenwardApp.transport_limits``); serve with ``http=UVICORN_HTTP`` (``cli/serve.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httptools
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+__all__ = ["UVICORN_HTTP", "LimitedHttpToolsProtocol", "TransportLimits"]
+
+#: The ``http`` option of uvicorn's config that serves with these limits.
+UVICORN_HTTP = "tokenward.server.http.limits:LimitedHttpToolsProtocol"
+
+
+@dataclass(frozen=True, slots=True)
+class TransportLimits:
+    """The defaults are the settings' defaults (``settings.py``)."""
+
+    max_header_bytes: int = 16384
+    max_headers: int = 100
+    header_timeout: float = 10.0
+
+    @classmethod
+    def of(cls, app: Any) -> TransportLimits:
+        """The limits in the settings of ``app`` (through any ASGI middleware wrapping it)."""
+        for _ in range(8):
+            settings = getattr(app, "transport_limits", None)
+            if settings is not None:
+                return cls(settings.max_header_bytes, settings.max_headers, settings.header_timeout)
+            app = getattr(app, "app", None)
+        return cls()
+
+
+class _Rejected(Exception):
+    """Stops the parser once a limit has answered."""
+
+
+def _answer(status: int, description: str) -> bytes:
+    body = json.dumps({"error": "invalid_request", "error_description": description}).encode()
+    return b"".join(
+        [
+            STATUS_LINE[status],
+            b"content-type: application/json\r\ncache-control: no-store\r\n",
+            b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body),
+            body,
+        ]
+    )
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = TransportLimits.of(self.app)
+        self._in_head = True
+        self._head_started = False
+        self._head_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._rejected = False
+
+    # -- the head: its size, its field count, its time ---------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_head()
+
+    def _start_head(self) -> None:
+        self._in_head, self._head_bytes = True, 0
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(self.limits.header_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._rejected:
+            return
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError:
+            if not self._rejected:
+                self.logger.warning("Invalid HTTP request received.")
+                self.send_400_response("Invalid HTTP request received.")
+            return
+        if self._in_head:
+            self._head_bytes += len(data)
+            if self._head_bytes > self.limits.max_header_bytes:
+                self._reject(431, "request header fields too large")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_started = True
+        if not self._in_head:  # a later request on a kept-alive connection
+            self._start_head()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self.headers) >= self.limits.max_headers:
+            self._reject(431, "too many request header fields")
+            raise _Rejected
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > self.limits.max_header_bytes:
+            self._reject(431, "request header fields too large")
+            raise _Rejected
+        self._in_head, self._head_started = False, False
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self._in_head or self.transport.is_closing():
+            return
+        if self._head_started or self._head_bytes:
+            self._reject(408, "request headers not received in time")
+        else:
+            self._rejected = True
+            self.transport.close()
+
+    def _reject(self, status: int, description: str) -> None:
+        self._rejected = True
+        self._cancel_head_timer()
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.write(_answer(status, description))
+        self.transport.close()
+
+    # -- a body nobody waits for ---------------------------------------------------------------
+
+    def on_response_complete(self) -> None:
+        if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
+            self.transport.close()
+            return
+        super().on_response_complete()
