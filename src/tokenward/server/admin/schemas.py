@@ -6,7 +6,8 @@ that appears in both a *create* and an *update* model has the same type in both 
 annotated type below), so the two can never accept different values; a test holds that.
 
 Updates follow JSON merge-patch semantics: a field left out is unchanged, a nullable field set
-to ``null`` clears its override (``token_ttl``, ``token_format``, ``default_scopes``).
+to ``null`` clears its override (``token_ttl``, ``token_format``, ``default_scopes``,
+``quota_per_minute``, ``quota_per_hour``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "ClientUpdate",
     "KeyRotate",
     "Name",
+    "Quota",
     "ScopeName",
     "SecretCreate",
     "SecretRevoke",
@@ -74,6 +76,8 @@ Label = Annotated[str, Field(max_length=200)]
 #: Seconds; the server's ``max_token_ttl`` is the tighter bound, checked by the operations.
 TokenTtl = Annotated[int, Field(ge=30, le=7 * 86400)]
 JwksUri = Annotated[str, Field(min_length=1, max_length=2048)]
+#: Tokens per window (an issuance quota); ``null`` in an update removes it.
+Quota = Annotated[int, Field(ge=1, le=10_000_000)]
 
 
 class _Input(BaseModel):
@@ -115,6 +119,8 @@ class ClientCreate(_Input):
     jwks_uri: JwksUri | None = None
     assertion_alg: AssertionAlg | None = None
     introspect_apis: list[ApiIdentifier] = []
+    quota_per_minute: Quota | None = None
+    quota_per_hour: Quota | None = None
 
 
 class ClientUpdate(_Input):
@@ -133,6 +139,8 @@ class ClientUpdate(_Input):
     jwks_uri: JwksUri | None = None
     assertion_alg: AssertionAlg | None = None
     introspect_apis: list[ApiIdentifier] | None = None
+    quota_per_minute: Quota | None = None
+    quota_per_hour: Quota | None = None
 
 
 class SecretCreate(_Input):
