@@ -38,7 +38,7 @@ async def test_wrong_secrets_throttle_that_client_only(
         throttled = await tw.token(auth=auth)
         assert throttled.status_code == 429
         assert throttled.json() == SLOW_DOWN
-        assert 0 < int(throttled.headers["retry-after"]) <= 60
+        assert 0 < int(throttled.headers["retry-after"]) <= 2 * 60 + 1
         assert throttled.headers["cache-control"] == "no-store"
     # Through the body too: the counter is per client id, not per method.
     body = await tw.token({"client_id": C1.client_id, "client_secret": C1.secret})

@@ -174,7 +174,7 @@ class RequestTimeout(OAuthError):
 
     error = "invalid_request"
     status = 408
-    default_description = "request not received in time"
+    default_description = "request body not received in time"
 
     def headers(self) -> dict[str, str]:
         return {"Connection": "close"}

@@ -1,8 +1,10 @@
 """Failed client authentications, counted to slow down guessing (RFC 6749 §2.3.1: the server
 "MUST protect ... against brute force attacks").
 
-Failures are counted per (client id, source address) and per source address, over fixed
-one-minute windows, in counts every worker and instance shares (``counters.py``). Past either
+Failures are counted per (client id, source address) and per source address over a sliding
+minute, in counts every worker and instance shares (``counters.py``). The sliding minute is
+the usual two-window estimate: this minute's count plus last minute's, weighted by how much of
+it still lies within the last 60 s; so no burst at a minute boundary doubles the limit. Past either
 limit, requests from that address (for that client id, or for any) get ``429 slow_down`` with
 ``Retry-After`` *before* any secret is hashed. A guesser is slowed; the real client, from its
 own address, keeps working: knowing a client id no longer lets anyone lock that client out.
@@ -51,22 +53,33 @@ class FailureThrottle:
 
     def check(self, client_id: str | None, address: str, now: int) -> None:
         """``SlowDown`` when this address is over either limit."""
-        window = window_of(now, WINDOW)
         by_client, by_address = self._keys(client_id, address)
-        over = self._counter.count(by_address, window) >= self._per_address
-        if by_client is not None and not over:
-            over = self._counter.count(by_client, window) >= self._per_client
-        if over:
-            raise SlowDown(retry_after=window + WINDOW - now, reason="throttled")
+        wait = self._wait(by_address, self._per_address, now)
+        if by_client is not None and not wait:
+            wait = self._wait(by_client, self._per_client, now)
+        if wait:
+            raise SlowDown(retry_after=wait, reason="throttled")
+
+    def _wait(self, key: str, limit: int, now: int) -> int:
+        """Seconds until the sliding count of ``key`` falls below ``limit`` (0: it is below)."""
+        window = window_of(now, WINDOW)
+        elapsed = now - window
+        current = self._counter.count(key, window)
+        previous = self._counter.count(key, window - WINDOW)
+        if current + previous * (WINDOW - elapsed) / WINDOW < limit:
+            return 0
+        if current >= limit:  # until this minute, as last minute, has faded enough
+            return WINDOW - elapsed + int(WINDOW * (1 - limit / current)) + 1
+        return max(1, int(WINDOW - WINDOW * (limit - current) / previous) - elapsed + 1)
 
     def fail(self, client_id: str | None, address: str, now: int) -> None:
         window = window_of(now, WINDOW)
         by_client, by_address = self._keys(client_id, address)
-        if self._counter.add(by_address, window, period=WINDOW) == self._per_address:
+        if self._counter.add(by_address, window, period=2 * WINDOW) == self._per_address:
             log.warning("client authentication throttled for an address", extra={"source": address})
         if by_client is None:
             return
-        if self._counter.add(by_client, window, period=WINDOW) == self._per_client:
+        if self._counter.add(by_client, window, period=2 * WINDOW) == self._per_client:
             log.warning(
                 "client authentication throttled",
                 extra={"client_id": client_id, "source": address},

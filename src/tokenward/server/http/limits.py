@@ -15,6 +15,10 @@ adds, per connection:
   arrived closes the connection instead of reading the rest. (The POST endpoints time out a
   slow body themselves: ``body_timeout``, a 408 with an RFC 6749 §5.2 JSON body.)
 
+A refused connection is closed the way nginx does it ("lingering close"): the answer is sent,
+then the write side is shut and whatever the client still sends is read and dropped for up to
+``LINGER_SECONDS``, so the client reads the answer instead of a connection reset.
+
 Answers are JSON, ``{"error": "invalid_request", "error_description": ...}``, like every
 error of the POST endpoints. The limits are the settings of the application uvicorn serves
 (``TokenwardApp.transport_limits``); serve with ``http=UVICORN_HTTP`` (``cli/serve.py``).
@@ -32,7 +36,10 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-__all__ = ["UVICORN_HTTP", "LimitedHttpToolsProtocol", "TransportLimits"]
+__all__ = ["LINGER_SECONDS", "UVICORN_HTTP", "LimitedHttpToolsProtocol", "TransportLimits"]
+
+#: How long a refused connection still reads (and drops) what the client sends.
+LINGER_SECONDS = 2.0
 
 #: The ``http`` option of uvicorn's config that serves with these limits.
 UVICORN_HTTP = "tokenward.server.http.limits:LimitedHttpToolsProtocol"
@@ -165,9 +172,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def _reject(self, status: int, description: str) -> None:
         self._rejected = True
         self._cancel_head_timer()
-        if self.cycle is None or self.cycle.response_complete:
-            self.transport.write(_answer(status, description))
-        self.transport.close()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.transport.close()  # an answer is under way: no second one
+            return
+        self.transport.write(_answer(status, description))
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     # -- a body nobody waits for ---------------------------------------------------------------
 
