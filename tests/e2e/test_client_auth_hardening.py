@@ -23,7 +23,7 @@ import json
 import socket
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,7 +146,7 @@ def test_finding1_unknown_ids_answer_as_fast_as_wrong_secrets(live: Live) -> Non
     Interleaved samples, so machine noise hits every case alike; the bound (50 ms) is far
     below the old gap and far above noise. Exact figures: bench/bench_auth_timing.py."""
     client_id = live.secret_client["client_id"]
-    cases = {
+    cases: dict[str, Callable[[int], httpx.Response]] = {
         "unknown id": lambda i: live.token((f"nosuch-{i}", "x"), source="127.0.0.4"),
         "wrong secret": lambda i: live.token((client_id, f"wrong-{i}"), source=f"127.0.1.{i}"),
         "unknown sub": lambda i: live.assertion(f"nosuch-sub-{i}"),
@@ -603,10 +603,10 @@ def test_no_input_gets_a_5xx(
     auth: bytes | None,
     extra: dict[str, bytes],
 ) -> None:
-    headers = {name: value for name, value in extra.items() if value}
-    headers["content-type"] = media.encode()
+    headers = {name.encode(): value for name, value in extra.items() if value}
+    headers[b"content-type"] = media.encode()
     if auth is not None and auth.strip():
-        headers["authorization"] = auth.strip()
+        headers[b"authorization"] = auth.strip()
     response = live.http("127.0.3.1").post(
         f"{live.url}/{endpoint}", content=body, headers=list(headers.items())
     )
