@@ -184,11 +184,11 @@ class Repository:
 
     @staticmethod
     async def _client_row(conn: AsyncConnection, client_id: str) -> Client | None:
+        """The client and its secrets: both queries run whether or not the client exists
+        (the lookup after a failed authentication must cost the same either way)."""
         row = (
             await conn.execute(sa.select(t.clients).where(t.clients.c.client_id == client_id))
         ).first()
-        if row is None:
-            return None
         rows = (
             await conn.execute(
                 sa.select(t.client_secrets)
@@ -196,7 +196,7 @@ class Repository:
                 .order_by(t.client_secrets.c.created_at)
             )
         ).all()
-        return _client(row, [_secret(r) for r in rows])
+        return None if row is None else _client(row, [_secret(r) for r in rows])
 
     # -- APIs ---------------------------------------------------------------------------------
 
