@@ -54,17 +54,24 @@ class SharedCounter:
         self._pending: dict[Slot, int] = {}
         self._expires: dict[Slot, int] = {}
         self._shared: dict[Slot, int] = {}
+        self._recent: dict[str, int] = {}
         self._last_purge = 0
 
     def count(self, key: str, window: int) -> int:
         slot = (key, window)
         return self._shared.get(slot, 0) + self._pending.get(slot, 0)
 
+    def recent(self, key: str) -> int:
+        """An upper bound of ``key``'s count over every live window: one dict read, so a key
+        far from its limit (every request that succeeds) is checked at almost no cost."""
+        return self._recent.get(key, 0)
+
     def add(self, key: str, window: int, *, period: int, amount: int = 1) -> int:
         """Count ``amount`` events; the new count."""
         slot = (key, window)
         self._pending[slot] = self._pending.get(slot, 0) + amount
         self._expires[slot] = window + period
+        self._recent[key] = self._recent.get(key, 0) + amount
         return self._shared.get(slot, 0) + self._pending[slot]
 
     async def flush(self, now: int) -> None:
@@ -104,6 +111,11 @@ class SharedCounter:
             del self._expires[slot]
             self._pending.pop(slot, None)
             self._shared.pop(slot, None)
+        recent: dict[str, int] = {}
+        for counts in (self._shared, self._pending):
+            for (key, _), amount in counts.items():
+                recent[key] = recent.get(key, 0) + amount
+        self._recent = recent
 
     async def _purge(self, now: int) -> None:
         if self._store is not None and now - self._last_purge >= PURGE_SECONDS:

@@ -62,6 +62,8 @@ class FailureThrottle:
 
     def _wait(self, key: str, limit: int, now: int) -> int:
         """Seconds until the sliding count of ``key`` falls below ``limit`` (0: it is below)."""
+        if self._counter.recent(key) < limit:
+            return 0
         window = window_of(now, WINDOW)
         elapsed = now - window
         current = self._counter.count(key, window)

@@ -11,9 +11,13 @@ adds, per connection:
 * ``header_timeout``: from the connection (or the first byte of a later request on it) to the
   end of the head; then ``408 Request Timeout`` (RFC 9110 §15.5.9), or a silent close if
   nothing was sent. Idle keep-alive connections stay governed by uvicorn's keep-alive timeout;
+* ``body_timeout``: from the end of the head to the end of the body; then ``408`` and the
+  connection closes. The timer is armed only when the body did not arrive with the head, so a
+  request in one packet (the token endpoint's usual case) costs nothing. The request's scope
+  says so (``BODY_DEADLINE``), and the POST endpoints then skip their own timer and audit the
+  timeout (``transport.read_body``);
 * a body nobody waits for: once the answer is sent, a request whose body has not fully
-  arrived closes the connection instead of reading the rest. (The POST endpoints time out a
-  slow body themselves: ``body_timeout``, a 408 with an RFC 6749 §5.2 JSON body.)
+  arrived closes the connection instead of reading the rest.
 
 A refused connection is closed the way nginx does it ("lingering close"): the answer is sent,
 then the write side is shut and whatever the client still sends is read and dropped for up to
@@ -36,7 +40,17 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-__all__ = ["LINGER_SECONDS", "UVICORN_HTTP", "LimitedHttpToolsProtocol", "TransportLimits"]
+from tokenward.server.http.transport import BODY_DEADLINE, BODY_TIMED_OUT
+
+__all__ = [
+    "BODY_DEADLINE",
+    "BODY_TIMED_OUT",
+    "LINGER_SECONDS",
+    "UVICORN_HTTP",
+    "LimitedHttpToolsProtocol",
+    "TransportLimits",
+]
+
 
 #: How long a refused connection still reads (and drops) what the client sends.
 LINGER_SECONDS = 2.0
@@ -52,6 +66,7 @@ class TransportLimits:
     max_header_bytes: int = 16384
     max_headers: int = 100
     header_timeout: float = 10.0
+    body_timeout: float = 10.0
 
     @classmethod
     def of(cls, app: Any) -> TransportLimits:
@@ -59,7 +74,12 @@ class TransportLimits:
         for _ in range(8):
             settings = getattr(app, "transport_limits", None)
             if settings is not None:
-                return cls(settings.max_header_bytes, settings.max_headers, settings.header_timeout)
+                return cls(
+                    settings.max_header_bytes,
+                    settings.max_headers,
+                    settings.header_timeout,
+                    settings.body_timeout,
+                )
             app = getattr(app, "app", None)
         return cls()
 
@@ -69,7 +89,8 @@ class _Rejected(Exception):
 
 
 def _answer(status: int, description: str) -> bytes:
-    body = json.dumps({"error": "invalid_request", "error_description": description}).encode()
+    document = {"error": "invalid_request", "error_description": description}
+    body = json.dumps(document, separators=(",", ":")).encode()
     return b"".join(
         [
             STATUS_LINE[status],
@@ -94,6 +115,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_started = False
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
         self._rejected = False
 
     # -- the head: its size, its field count, its time ---------------------------------------
@@ -114,6 +136,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -137,6 +160,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
             if self._head_bytes > self.limits.max_header_bytes:
                 self._reject(431, "request header fields too large")
+        elif self._body_timer is None and self.cycle is not None and self.cycle.more_body:
+            timeout = self.limits.body_timeout
+            self._body_timer = self.loop.call_later(timeout, self._body_timed_out)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -157,7 +183,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             raise _Rejected
         self._in_head, self._head_started = False, False
         self._cancel_head_timer()
+        self.scope[BODY_DEADLINE] = self.limits.body_timeout  # type: ignore[literal-required]
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._cancel_body_timer()
+        super().on_message_complete()
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
@@ -169,10 +200,27 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._rejected = True
             self.transport.close()
 
-    def _reject(self, status: int, description: str) -> None:
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if cycle is None or not cycle.more_body or self.transport.is_closing():
+            return
+        cycle.scope[BODY_TIMED_OUT] = True  # type: ignore[literal-required]
+        if cycle.response_started:
+            self.transport.close()
+            return
+        cycle.disconnected = True  # the application hears a disconnect; this is the answer
+        self._reject(408, "request body not received in time", mid_request=True)
+
+    def _reject(self, status: int, description: str, *, mid_request: bool = False) -> None:
         self._rejected = True
         self._cancel_head_timer()
-        if self.cycle is not None and not self.cycle.response_complete:
+        if not mid_request and self.cycle is not None and not self.cycle.response_complete:
             self.transport.close()  # an answer is under way: no second one
             return
         self.transport.write(_answer(status, description))

@@ -29,6 +29,8 @@ from tokenward.protocol.params import MAX_BODY_BYTES, parse_form, parse_json
 from tokenward.server.settings import Settings
 
 __all__ = [
+    "BODY_DEADLINE",
+    "BODY_TIMED_OUT",
     "HttpPolicy",
     "Receive",
     "RequestHead",
@@ -39,6 +41,10 @@ __all__ = [
 ]
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
+#: Scope keys set by the HTTP protocol (``limits.py``): it enforces ``body_timeout`` itself
+#: (no timer here, none at all when the body came with the head); the body timed out.
+BODY_DEADLINE = "tokenward.body_deadline"
+BODY_TIMED_OUT = "tokenward.body_timed_out"
 _CREDENTIAL_QUERY = (b"client_secret", b"client_assertion", b"client_id")
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -172,13 +178,15 @@ def http_policy(settings: Settings) -> HttpPolicy:
     )
 
 
-async def _read_all(receive: Receive, limit: int) -> bytes:
+async def _read_all(scope: dict[str, Any], receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     more = True
     while more:
         message = await receive()
         if message["type"] == "http.disconnect":
+            if scope.get(BODY_TIMED_OUT):
+                raise RequestTimeout(reason="body not received within body_timeout")
             raise InvalidRequest(reason="client disconnected")
         chunk = message.get("body", b"")
         size += len(chunk)
@@ -190,14 +198,19 @@ async def _read_all(receive: Receive, limit: int) -> bytes:
 
 
 async def read_body(
-    receive: Receive, limit: int = MAX_BODY_BYTES, *, seconds: float | None = None
+    scope: dict[str, Any],
+    receive: Receive,
+    limit: int = MAX_BODY_BYTES,
+    *,
+    seconds: float | None = None,
 ) -> bytes:
-    """The whole body, at most ``limit`` bytes, within ``seconds`` (else 408)."""
-    if seconds is None:
-        return await _read_all(receive, limit)
+    """The whole body, at most ``limit`` bytes, within ``seconds`` (else 408) unless the
+    protocol keeps that time (``BODY_DEADLINE``)."""
+    if seconds is None or BODY_DEADLINE in scope:
+        return await _read_all(scope, receive, limit)
     try:
         async with asyncio.timeout(seconds):
-            return await _read_all(receive, limit)
+            return await _read_all(scope, receive, limit)
     except TimeoutError:
         raise RequestTimeout(reason="body not received within body_timeout") from None
 
@@ -238,7 +251,7 @@ async def read_params(
     media, charset = _media_type(head.content_type)
     if charset not in (None, b"utf-8"):
         raise InvalidRequest("only UTF-8 is accepted", reason="charset")
-    body = await read_body(receive, seconds=body_seconds)
+    body = await read_body(scope, receive, seconds=body_seconds)
     if media == b"application/x-www-form-urlencoded":
         return head.authorization, parse_form(body)
     if media == b"application/json" and json_body:
