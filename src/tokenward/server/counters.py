@@ -52,6 +52,7 @@ class SharedCounter:
         self._store = store
         self._hot = hot
         self._pending: dict[Slot, int] = {}
+        self._inflight: dict[Slot, int] = {}  # handed to the store, totals not back yet
         self._expires: dict[Slot, int] = {}
         self._shared: dict[Slot, int] = {}
         self._recent: dict[str, int] = {}
@@ -59,7 +60,8 @@ class SharedCounter:
 
     def count(self, key: str, window: int) -> int:
         slot = (key, window)
-        return self._shared.get(slot, 0) + self._pending.get(slot, 0)
+        counted = self._shared.get(slot, 0) + self._pending.get(slot, 0)
+        return counted + self._inflight.get(slot, 0) if self._inflight else counted
 
     def recent(self, key: str) -> int:
         """An upper bound of ``key``'s count over every live window: one dict read, so a key
@@ -72,7 +74,7 @@ class SharedCounter:
         self._pending[slot] = self._pending.get(slot, 0) + amount
         self._expires[slot] = window + period
         self._recent[key] = self._recent.get(key, 0) + amount
-        return self._shared.get(slot, 0) + self._pending[slot]
+        return self.count(key, window)
 
     async def flush(self, now: int) -> None:
         """Hand the counts of the last second to the store, read the shared totals back."""
@@ -80,6 +82,7 @@ class SharedCounter:
             self._forget_expired(now)
             return
         pending, self._pending = self._pending, {}
+        self._inflight = pending
         increments = [
             CountIncrement(key, window, amount, self._expires.get((key, window), now))
             for (key, window), amount in pending.items()
@@ -90,9 +93,10 @@ class SharedCounter:
                 increments, read=read, hot=self._hot, now=now
             )
         except Exception:
+            self._inflight = {}
             self._restore(pending)
             raise
-        self._shared = totals
+        self._shared, self._inflight = totals, {}
         self._forget_expired(now)
         await self._purge(now)
 
