@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ipaddress
+import os
+import random
 import re
-import secrets
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -47,6 +48,7 @@ BODY_DEADLINE = "tokenward.body_deadline"
 BODY_TIMED_OUT = "tokenward.body_timed_out"
 _CREDENTIAL_QUERY = (b"client_secret", b"client_assertion", b"client_id")
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
+_IDS = random.Random(os.urandom(32))  # noqa: S311 (request ids are not secrets)
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -161,7 +163,9 @@ class HttpPolicy:
         trusted = bool(self.trusted_proxies) and self.trusts(_address(peer))
         if given is not None and trusted and _REQUEST_ID.fullmatch(given):
             return given.decode("ascii")
-        return secrets.token_hex(8)
+        # An id, not a secret: unique and not guessable in advance is enough, so a generator
+        # seeded from the OS, without a system call per request.
+        return f"{_IDS.getrandbits(64):016x}"
 
 
 def http_policy(settings: Settings) -> HttpPolicy:
@@ -204,15 +208,35 @@ async def read_body(
     *,
     seconds: float | None = None,
 ) -> bytes:
-    """The whole body, at most ``limit`` bytes, within ``seconds`` (else 408) unless the
-    protocol keeps that time (``BODY_DEADLINE``)."""
+    """The whole body, at most ``limit`` bytes, within ``seconds`` (else 408).
+
+    Under ``tokenward serve`` the HTTP protocol keeps that time (``BODY_DEADLINE``). Under
+    another ASGI server the time runs from the first body message: a body that came with the
+    request (the usual case) needs no timer, and a body that never starts is left to that
+    server's own read timeout."""
     if seconds is None or BODY_DEADLINE in scope:
         return await _read_all(scope, receive, limit)
+    first = await receive()
+    if first["type"] == "http.request" and not first.get("more_body", False):
+        body: bytes = first.get("body", b"")
+        if len(body) > limit:
+            raise BodyTooLarge(reason="body over limit")
+        return body
     try:
         async with asyncio.timeout(seconds):
-            return await _read_all(scope, receive, limit)
+            return await _read_all(scope, _replay(first, receive), limit)
     except TimeoutError:
         raise RequestTimeout(reason="body not received within body_timeout") from None
+
+
+def _replay(first: dict[str, Any], receive: Receive) -> Receive:
+    """``receive``, giving ``first`` once before the messages still to come."""
+    pending = [first]
+
+    async def again() -> dict[str, Any]:
+        return pending.pop() if pending else await receive()
+
+    return again
 
 
 def _credentials_in(query: bytes) -> bool:
