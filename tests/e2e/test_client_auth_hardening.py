@@ -409,6 +409,39 @@ def test_finding4_a_reflected_parameter_name_is_capped(live: Live) -> None:
     }
 
 
+def _head_and_json(answer: bytes) -> tuple[list[bytes], Any]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head.lower().split(b"\r\n"), json.loads(body)
+
+
+def test_a_full_server_answers_503_in_json_with_retry_after(tmp_path: Path) -> None:
+    """Past ``max_concurrent_connections`` (uvicorn's ``limit_concurrency``), uvicorn's own
+    answer was a plain-text 503 without ``Retry-After``."""
+    env = TokenwardEnv(home=tmp_path, extra={"TOKENWARD_MAX_CONCURRENT_CONNECTIONS": "2"})
+    get = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    post = b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    with tokenward_server(env) as server:
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as held:
+            held.sendall(get)  # one connection kept open, its request answered
+            assert held.recv(65536).startswith(b"HTTP/1.1 200 ")
+            answer, _ = raw_exchange(server.url, post)
+            assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
+            lines, document = _head_and_json(answer)
+            assert b"retry-after: 1" in lines
+            assert b"content-type: application/json" in lines
+            assert b"connection: close" in lines
+            assert document == {
+                "error": "temporarily_unavailable",
+                "error_description": "server busy, retry later",
+            }
+        # The held connection closed: the next request is served again.
+        until(
+            lambda: raw_exchange(server.url, post)[0].startswith(b"HTTP/1.1 400 "),
+            what="a free slot",
+        )
+
+
 # -- what an incident responder sees ---------------------------------------------------------
 
 

@@ -196,6 +196,13 @@ class Settings(BaseSettings):
         description="Origins allowed to call the token endpoint from a browser, as a JSON list "
         '(`["https://docs.example.com"]`); empty: no CORS. Never `*`.',
     )
+    max_concurrent_connections: int = Field(
+        4096,
+        ge=1,
+        le=1_000_000,
+        description="Open connections (or requests in progress) per worker process before a "
+        "new request gets 503 `temporarily_unavailable` with `Retry-After: 1` and is closed.",
+    )
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -55,7 +55,7 @@ def serve(
         access_log=False,
         log_level="warning",
         timeout_keep_alive=30,
-        limit_concurrency=4096,
+        limit_concurrency=settings.max_concurrent_connections,  # 503: http/limits.py
     )
 
 

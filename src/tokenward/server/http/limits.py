@@ -17,7 +17,10 @@ adds, per connection:
   says so (``BODY_DEADLINE``), and the POST endpoints then skip their own timer and audit the
   timeout (``transport.read_body``);
 * a body nobody waits for: once the answer is sent, a request whose body has not fully
-  arrived closes the connection instead of reading the rest.
+  arrived closes the connection instead of reading the rest;
+* a full server: past uvicorn's ``limit_concurrency`` (``max_concurrent_connections``) uvicorn
+  answers ``503`` in plain text; here the answer is ``503 temporarily_unavailable`` in JSON
+  with ``Retry-After`` (RFC 9110 §15.6.4: the server "MAY send a Retry-After header field").
 
 A refused connection is closed the way nginx does it ("lingering close"): the answer is sent,
 then the write side is shut and whatever the client still sends is read and dropped for up to
@@ -46,6 +49,7 @@ __all__ = [
     "BODY_DEADLINE",
     "BODY_TIMED_OUT",
     "LINGER_SECONDS",
+    "OVERLOAD_RETRY_AFTER",
     "UVICORN_HTTP",
     "LimitedHttpToolsProtocol",
     "TransportLimits",
@@ -54,6 +58,9 @@ __all__ = [
 
 #: How long a refused connection still reads (and drops) what the client sends.
 LINGER_SECONDS = 2.0
+
+#: The ``Retry-After`` (seconds) of the 503 a full server answers.
+OVERLOAD_RETRY_AFTER = 1
 
 #: The ``http`` option of uvicorn's config that serves with these limits.
 UVICORN_HTTP = "tokenward.server.http.limits:LimitedHttpToolsProtocol"
@@ -101,6 +108,25 @@ def _answer(status: int, description: str) -> bytes:
     )
 
 
+_OVERLOADED_BODY = json.dumps(
+    {"error": "temporarily_unavailable", "error_description": "server busy, retry later"},
+    separators=(",", ":"),
+).encode()
+
+
+async def overloaded(scope: Any, receive: Any, send: Any) -> None:
+    """The answer past ``limit_concurrency``, in place of uvicorn's plain-text 503."""
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"cache-control", b"no-store"),
+        (b"retry-after", b"%d" % OVERLOAD_RETRY_AFTER),
+        (b"content-length", b"%d" % len(_OVERLOADED_BODY)),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": _OVERLOADED_BODY, "more_body": False})
+
+
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(
         self,
@@ -117,6 +143,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._rejected = False
+        # uvicorn answers past limit_concurrency in plain text; this protocol answers instead.
+        self._max_concurrent, self.limit_concurrency = self.limit_concurrency, None
 
     # -- the head: its size, its field count, its time ---------------------------------------
 
@@ -184,7 +212,15 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._in_head, self._head_started = False, False
         self._cancel_head_timer()
         self.scope[BODY_DEADLINE] = self.limits.body_timeout  # type: ignore[literal-required]
-        super().on_headers_complete()
+        if not self._full():
+            super().on_headers_complete()
+            return
+        self.logger.warning("Exceeded concurrency limit.")
+        app, self.app = self.app, overloaded  # the app uvicorn starts (or queues) for this one
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
 
     def on_message_complete(self) -> None:
         self._cancel_body_timer()
@@ -229,6 +265,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             return
         self.transport.write_eof()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+    # -- a full server -------------------------------------------------------------------------
+
+    def _full(self) -> bool:
+        """uvicorn's own test for ``limit_concurrency``, made here instead (see ``__init__``)."""
+        limit = self._max_concurrent
+        return limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit)
 
     # -- a body nobody waits for ---------------------------------------------------------------
 
