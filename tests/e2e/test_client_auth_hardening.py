@@ -280,6 +280,41 @@ def test_finding2_the_source_comes_from_a_trusted_proxy_only(configured: Configu
     assert sources == {"203.0.113.9", "203.0.113.10", "127.0.0.2"}
 
 
+def test_finding2_the_rfc7239_forwarded_header_when_configured(tmp_path: Path) -> None:
+    """``TOKENWARD_TRUSTED_PROXY_HEADER=forwarded``: RFC 7239 ``for=`` (an IPv6 address counts
+    by its /64), and ``X-Forwarded-For`` is then the client's own words, ignored."""
+    env = TokenwardEnv(
+        home=tmp_path,
+        extra={
+            "TOKENWARD_FAILED_AUTH_LIMIT": "2",
+            "TOKENWARD_TRUSTED_PROXIES": '["127.0.0.1"]',
+            "TOKENWARD_TRUSTED_PROXY_HEADER": "forwarded",
+        },
+    )
+    env.cli("apis", "create", "--identifier", API, "--name", "API", "--scope", "read")
+    client_id, secret = creds(env.cli_json("clients", "create", "--name", "s", "--scope", "read"))
+    with tokenward_server(env) as server, httpx.Client(timeout=10) as http:
+
+        def post(forwarded: str, password: str) -> int:
+            headers = {"Forwarded": forwarded, "X-Forwarded-For": "203.0.113.77"}
+            auth = (client_id, password)
+            return http.post(
+                f"{server.url}/token", data=FORM, auth=auth, headers=headers
+            ).status_code
+
+        guesser = 'for="[2001:db8::1]:4711";proto=http'
+        assert [post(guesser, "bad"), post(guesser, "bad"), post(guesser, secret)] == [
+            401,
+            401,
+            429,
+        ]
+        assert post('for="[2001:db8::2]"', secret) == 429  # the same /64
+        assert post("for=198.51.100.20, for=127.0.0.1", secret) == 200
+        until(lambda: len(audit_events(server.log())) >= 5, what="audit flush")
+        sources = [e["source"] for e in audit_events(server.log())]
+    assert sources == ["2001:db8::1", "2001:db8::1", "2001:db8::1", "2001:db8::2", "198.51.100.20"]
+
+
 # -- finding 3: no 500 from any input ---------------------------------------------------------
 
 
