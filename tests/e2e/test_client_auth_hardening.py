@@ -149,6 +149,7 @@ def test_finding1_unknown_ids_answer_as_fast_as_wrong_secrets(live: Live) -> Non
     cases: dict[str, Callable[[int], httpx.Response]] = {
         "unknown id": lambda i: live.token((f"nosuch-{i}", "x"), source="127.0.0.4"),
         "wrong secret": lambda i: live.token((client_id, f"wrong-{i}"), source=f"127.0.1.{i}"),
+        "disabled client": lambda i: live.token(creds(live.disabled), source=f"127.0.4.{i}"),
         "unknown sub": lambda i: live.assertion(f"nosuch-sub-{i}"),
         "bad signature": lambda i: live.assertion(
             live.key_client, key=other_key(live), source=f"127.0.2.{i}"
@@ -156,7 +157,7 @@ def test_finding1_unknown_ids_answer_as_fast_as_wrong_secrets(live: Live) -> Non
     }
     samples: dict[str, list[float]] = {name: [] for name in cases}
     for i in range(1, 25):  # one source per request (limit 5): connections made up front
-        live.http(f"127.0.1.{i}"), live.http(f"127.0.2.{i}")
+        live.http(f"127.0.1.{i}"), live.http(f"127.0.2.{i}"), live.http(f"127.0.4.{i}")
     for i in range(1, 25):
         for name, send in cases.items():
             started = time.perf_counter()
