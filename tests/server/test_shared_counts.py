@@ -110,3 +110,14 @@ async def test_counts_being_exchanged_still_count() -> None:
     assert counter.recent(key) == 3
     await counter.flush(now=61)  # the window is over: forgotten
     assert counter.count(key, 0) == 0
+
+
+async def test_a_stopping_worker_hands_over_its_counts(tw: InProcess) -> None:
+    """A worker that stops (a restart, a scale-down) writes the counts of its last second:
+    a guesser cannot reset the count by waiting for a deploy."""
+    async with tw.sibling() as other:
+        for _ in range(LIMIT):
+            assert (await token_from(other, "203.0.113.4", "wrong")).status_code == 401
+    # `other` stopped without its one-second exchange having run.
+    await tw.server.runtime.flush_counts()
+    assert (await token_from(tw, "203.0.113.4", C1.secret)).status_code == 429

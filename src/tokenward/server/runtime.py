@@ -91,6 +91,8 @@ class Runtime:
         await self._audit.flush()
         with contextlib.suppress(Exception):
             await self.flush_last_used()
+        with contextlib.suppress(Exception):  # the last second's failures still count
+            await self.flush_counts()
 
     def _every(self, seconds: float, work: Callable[[], Awaitable[object]], what: str) -> None:
         async def loop() -> None:
