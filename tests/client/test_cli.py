@@ -60,5 +60,5 @@ def test_raises_the_typed_error(auth: AuthState) -> None:
 
 def test_rejects_an_unknown_auth_method(auth: AuthState) -> None:
     with pytest.raises(ValueError, match="auth_method"):
-        _run(auth, auth_method="private_key_jwt")
+        _run(auth, auth_method="tls_client_auth")
     assert auth.token_requests == 0

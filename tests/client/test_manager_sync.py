@@ -80,7 +80,7 @@ def test_unknown_auth_method_is_refused_at_construction(auth: AuthState) -> None
             issuer=auth.issuer,
             client_id=CLIENT_ID,
             client_secret=CLIENT_SECRET,
-            auth_method="client_secret_jwt",
+            auth_method="tls_client_auth",
         )
 
 

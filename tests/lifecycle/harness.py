@@ -334,3 +334,12 @@ class Harness:
 
 def random_opaque() -> str:
     return "tw_at_" + secrets.token_urlsafe(32)
+
+
+def same_headers(response: httpx.Response, reference: httpx.Response) -> bool:
+    """The same headers, but for ``X-Request-Id``: each request has its own."""
+
+    def kept(r: httpx.Response) -> dict[str, str]:
+        return {k: v for k, v in r.headers.items() if k != "x-request-id"}
+
+    return kept(response) == kept(reference) and "x-request-id" in response.headers

@@ -31,6 +31,7 @@ from tests.lifecycle.harness import (
     new_key,
     public_jwks,
     raw_jws,
+    same_headers,
     settings_for,
     unsigned,
 )
@@ -296,7 +297,7 @@ async def test_c3_every_failure_is_the_same_response(harness: Harness) -> None:
         response = await harness.token_with(assertion_form(assertion))
         assert response.status_code == reference.status_code == 401
         assert response.content == reference.content
-        assert dict(response.headers) == dict(reference.headers)
+        assert same_headers(response, reference)
     reasons = harness.audit_reasons()
     assert "assertion: aud is not this server's issuer" in reasons
     assert "assertion: expired" in reasons

@@ -14,7 +14,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.lifecycle.harness import INACTIVE, Harness, b64, random_opaque, settings_for
+from tests.lifecycle.harness import (
+    INACTIVE,
+    Harness,
+    b64,
+    random_opaque,
+    same_headers,
+    settings_for,
+)
 from tests.lifecycle.world import World, make_world
 from tokenward.protocol.opaque_token import opaque_digest
 from tokenward.server.storage.sql import tables as t
@@ -89,7 +96,7 @@ async def test_rv05_c14_other_clients_token_untouched_and_indistinguishable(
     for response in (theirs, unknown, garbage):
         assert response.status_code == 200
         assert response.content == theirs.content
-        assert dict(response.headers) == dict(theirs.headers)
+        assert same_headers(response, theirs)
     # A resource server allowed to introspect the API is not allowed to revoke either.
     assert (await world.h.revoke(token, world.rs)).status_code == 200
     assert (await world.h.introspect(token, world.owner))["active"] is True

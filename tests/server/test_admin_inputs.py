@@ -60,6 +60,9 @@ BOGUS: list[tuple[str, object]] = [
     ("introspect_apis", ["https://api.example#frag"]),
     ("name", ""),
     ("jwks_uri", ""),
+    ("quota_per_minute", 0),
+    ("quota_per_hour", -5),
+    ("quota_per_hour", "many"),
 ]
 
 

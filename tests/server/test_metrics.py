@@ -117,6 +117,9 @@ class Unreachable:
     async def load_registry(self) -> Any:
         raise OSError("connection refused")
 
+    async def client_record(self, client_id: str) -> Any:
+        raise OSError("connection refused")
+
 
 async def test_an_unreachable_database_reads_0(tw: InProcess) -> None:
     metrics = Metrics(

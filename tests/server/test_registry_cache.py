@@ -4,9 +4,11 @@ The poll that bounds how long a disabled client or revoked secret keeps working 
 against real multi-worker servers in tests/e2e/test_workers.py. Here, in-process with the poll
 pushed out of the way (60 s), the two mechanisms that do not depend on it:
 
-* an unknown client id makes the worker check the registry version before answering, so a
+* a failed authentication reads the presented client's row with the registry version, so a
   client created a moment ago works at once - even right after a check that predates it;
-* those checks are coalesced: a burst of unknown ids costs one version query, not one each.
+* that read is the same for every failure, known id or not, and success costs none: no
+  existence oracle (the timing itself is measured by bench/bench_auth_timing.py);
+* when that read is slow, it is skipped for every failure until the database answers.
 
 A change made through this process's own admin layer (the admin API, the console) is seen at
 once; one made by another process (the CLI, another instance) waits for the poll.
@@ -22,8 +24,16 @@ from typing import Any
 
 import pytest
 
-from tests.server.harness import ACTOR, C1, InProcess, in_process, make_settings, seed_registry
-from tokenward.protocol.model import Registry
+from tests.server.harness import (
+    ACTOR,
+    C1,
+    DISABLED,
+    InProcess,
+    in_process,
+    make_settings,
+    seed_registry,
+)
+from tokenward.protocol.model import Client, Registry
 from tokenward.server.admin.schemas import ClientCreate, ClientUpdate
 from tokenward.server.storage.sql.repository import sql_stores
 from tokenward.server.stores import RegistryStore
@@ -72,22 +82,27 @@ async def test_a_change_made_in_this_process_is_seen_at_once(tw: InProcess) -> N
 
 @dataclasses.dataclass
 class CountingRegistry:
-    """The real registry store, counting version queries."""
+    """The real registry store, counting single-row lookups; ``delay`` slows them down."""
 
     store: RegistryStore
-    version_calls: int = 0
+    lookups: int = 0
+    delay: float = 0.0
 
     async def version(self) -> int:
-        self.version_calls += 1
         return await self.store.version()
 
     async def load_registry(self) -> Registry:
         return await self.store.load_registry()
 
+    async def client_record(self, client_id: str) -> tuple[int, Client | None]:
+        self.lookups += 1
+        await asyncio.sleep(self.delay)
+        return await self.store.client_record(client_id)
+
 
 @pytest.fixture
 async def counted(tmp_path: Path) -> AsyncIterator[tuple[InProcess, CountingRegistry]]:
-    settings = make_settings(tmp_path, cache_refresh_seconds=60)
+    settings = make_settings(tmp_path, cache_refresh_seconds=60, auth_failure_lookup_timeout=0.2)
     stores = sql_stores(settings.database_url)
     counting = CountingRegistry(stores.registry)
     stores = dataclasses.replace(stores, registry=counting)
@@ -96,12 +111,31 @@ async def counted(tmp_path: Path) -> AsyncIterator[tuple[InProcess, CountingRegi
         yield running, counting
 
 
-async def test_a_burst_of_unknown_ids_costs_one_version_query(
+async def test_every_failure_reads_one_row_and_success_none(
     counted: tuple[InProcess, CountingRegistry],
 ) -> None:
     tw, counting = counted
-    counting.version_calls = 0
-    responses = await asyncio.gather(*(tw.token(auth=(f"nosuch-{i}", "x")) for i in range(20)))
-    assert {r.status_code for r in responses} == {401}
-    assert 1 <= counting.version_calls <= 2
+    failures = [("nosuch", "x"), (C1.client_id, "wrong"), (DISABLED.client_id, DISABLED.secret)]
+    for auth in failures:
+        counting.lookups = 0
+        assert (await tw.token(auth=auth)).status_code == 401
+        assert counting.lookups == 1, auth
+    counting.lookups = 0
     assert (await tw.token(auth=(C1.client_id, C1.secret))).status_code == 200
+    assert counting.lookups == 0
+
+
+async def test_a_slow_lookup_is_skipped_for_every_failure_until_it_answers(
+    counted: tuple[InProcess, CountingRegistry],
+) -> None:
+    tw, counting = counted
+    counting.delay = 1.0
+    assert (await tw.token(auth=("nosuch", "x"))).status_code == 401  # waits 0.2 s, gives up
+    counting.lookups = 0
+    for auth in [("nosuch-2", "x"), (C1.client_id, "wrong")]:
+        assert (await tw.token(auth=auth)).status_code == 401
+    assert counting.lookups == 0
+    counting.delay = 0.0
+    await tw.server.registry.refresh_if_changed()  # the poll: the database answers again
+    assert (await tw.token(auth=("nosuch-3", "x"))).status_code == 401
+    assert counting.lookups == 1

@@ -1,9 +1,10 @@
 """TE-26: brute-force protection of client credentials (RFC 6749 §2.3.1, §10.10).
 
-After ``failed_auth_limit`` failed authentications of one client id within a minute the
-endpoint answers 429 ``slow_down`` with ``Retry-After`` - before comparing any secret, so the
-right secret is refused too and unknown ids are treated alike (no enumeration). Other
-clients are unaffected, and the throttling is logged once (the alert).
+After ``failed_auth_limit`` failed authentications of one client id from one source address
+within a minute, that address gets 429 ``slow_down`` with ``Retry-After`` for that client id -
+before comparing any secret, so the right secret from that address is refused too and unknown
+ids are treated alike (no enumeration). Other clients are unaffected, and the throttling is
+logged once (the alert). The same client from another address is not: test_shared_counts.py.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ async def test_wrong_secrets_throttle_that_client_only(
         throttled = await tw.token(auth=auth)
         assert throttled.status_code == 429
         assert throttled.json() == SLOW_DOWN
-        assert 0 < int(throttled.headers["retry-after"]) <= 60
+        assert 0 < int(throttled.headers["retry-after"]) <= 2 * 60 + 1
         assert throttled.headers["cache-control"] == "no-store"
     # Through the body too: the counter is per client id, not per method.
     body = await tw.token({"client_id": C1.client_id, "client_secret": C1.secret})

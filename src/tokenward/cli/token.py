@@ -43,9 +43,15 @@ def local_issuer() -> str:
 @click.option(
     "--client-secret",
     envvar="TOKENWARD_CLIENT_SECRET",
-    required=True,
     help="Client secret (prefer the TOKENWARD_CLIENT_SECRET variable: argv is visible).",
 )
+@click.option(
+    "--private-key-file",
+    envvar="TOKENWARD_CLIENT_KEY_FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="private_key_jwt: the client's private key, PEM or a JWK as JSON.",
+)
+@click.option("--key-id", help="The kid the public key is registered under (default: its own).")
 @click.option(
     "--issuer",
     help="Issuer URL (default: TOKENWARD_ISSUER, else the local `tokenward serve`'s, any port).",
@@ -54,19 +60,22 @@ def local_issuer() -> str:
 @click.option("--resource", help="The API (RFC 8707 resource).")
 @click.option(
     "--auth-method",
-    type=click.Choice(["client_secret_basic", "client_secret_post"]),
-    default="client_secret_basic",
-    show_default=True,
+    type=click.Choice(
+        ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"]
+    ),
+    help="Default: private_key_jwt with --private-key-file, else client_secret_basic.",
 )
 @click.option("--token-endpoint", help="Skip discovery and use this token endpoint.")
 @click.option("--json", "as_json", is_flag=True, help="Print the token response as JSON.")
 def token(
     client_id: str,
-    client_secret: str,
+    client_secret: str | None,
+    private_key_file: str | None,
+    key_id: str | None,
     issuer: str | None,
     scopes: tuple[str, ...],
     resource: str | None,
-    auth_method: str,
+    auth_method: str | None,
     token_endpoint: str | None,
     as_json: bool,
 ) -> None:
@@ -86,8 +95,10 @@ def token(
             auth_method=auth_method,
             as_json=as_json,
             token_endpoint=token_endpoint,
+            private_key_file=private_key_file,
+            key_id=key_id,
         )
-    except (TokenError, ValueError) as exc:
+    except (TokenError, ValueError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
     click.echo(out)

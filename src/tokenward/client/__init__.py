@@ -5,6 +5,7 @@ The adapters for optional libraries live in their own modules:
 See docs/client.md.
 """
 
+from tokenward.client._assertion import ClientKey
 from tokenward.client._cache import Token
 from tokenward.client._config import TokenPolicy
 from tokenward.client.errors import (
@@ -19,6 +20,7 @@ from tokenward.client.manager import AsyncTokenManager, TokenManager
 
 __all__ = [
     "AsyncTokenManager",
+    "ClientKey",
     "DiscoveryError",
     "HttpxAuth",
     "Token",

@@ -13,8 +13,19 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 from urllib.parse import urlsplit
 
-AuthMethod = Literal["client_secret_basic", "client_secret_post"]
-AUTH_METHODS: tuple[AuthMethod, ...] = ("client_secret_basic", "client_secret_post")
+from tokenward.client._assertion import ClientKey
+
+AuthMethod = Literal[
+    "client_secret_basic", "client_secret_post", "private_key_jwt", "client_secret_jwt"
+]
+AUTH_METHODS: tuple[AuthMethod, ...] = (
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "client_secret_jwt",
+)
+#: Methods that send a JWT assertion (RFC 7523 §2.2) rather than the secret itself.
+JWT_METHODS = frozenset({"private_key_jwt", "client_secret_jwt"})
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
@@ -106,6 +117,9 @@ class ClientConfig:
     scopes: tuple[str, ...]
     resource: str | None
     auth_method: AuthMethod
+    client_key: ClientKey | None = None
+    #: The ``aud`` of JWT assertions: the issuer identifier (RFC 7523bis).
+    assertion_audience: str | None = None
 
     @classmethod
     def build(
@@ -114,10 +128,12 @@ class ClientConfig:
         issuer: str | None,
         token_endpoint: str | None,
         client_id: str,
-        client_secret: str,
+        client_secret: str | None,
         scopes: Sequence[str],
         resource: str | None,
-        auth_method: str,
+        auth_method: str | None,
+        client_key: ClientKey | None = None,
+        assertion_audience: str | None = None,
     ) -> ClientConfig:
         if issuer is None and token_endpoint is None:
             raise ValueError("give the issuer (for discovery) or the token_endpoint")
@@ -126,14 +142,23 @@ class ClientConfig:
                 _check_absolute(url, "issuer or token_endpoint")
         if not client_id:
             raise ValueError("client_id must not be empty")
+        method = check_auth_method(
+            auth_method or ("private_key_jwt" if client_key else "client_secret_basic")
+        )
+        _check_credentials(method, client_secret, client_key)
+        audience = assertion_audience or issuer
+        if method in JWT_METHODS and audience is None:
+            raise ValueError(f"{method} needs the issuer (the assertion's audience)")
         return cls(
             issuer=issuer,
             token_endpoint=token_endpoint,
             client_id=client_id,
-            client_secret=Secret(client_secret),
+            client_secret=Secret(client_secret or ""),
             scopes=normalize_scopes(scopes),
             resource=check_resource(resource),
-            auth_method=check_auth_method(auth_method),
+            auth_method=method,
+            client_key=client_key,
+            assertion_audience=audience,
         )
 
     def key(self, scopes: Sequence[str] | None, resource: str | None) -> CacheKey:
@@ -170,6 +195,18 @@ def check_auth_method(method: str) -> AuthMethod:
         if method == known:
             return known
     raise ValueError(f"auth_method must be one of {', '.join(AUTH_METHODS)}")
+
+
+def _check_credentials(method: AuthMethod, secret: str | None, key: ClientKey | None) -> None:
+    if method == "private_key_jwt":
+        if key is None:
+            raise ValueError("private_key_jwt needs client_key (a ClientKey)")
+        if secret is not None:
+            raise ValueError("give client_key or client_secret, not both")
+    elif not secret:
+        raise ValueError(f"{method} needs client_secret")
+    elif key is not None:
+        raise ValueError("client_key is for private_key_jwt")
 
 
 def _check_absolute(url: str, what: str) -> None:

@@ -7,6 +7,7 @@ threads and tasks share every rule, and the rules can be read without any HTTP l
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
@@ -67,8 +68,10 @@ class Acquirer:
     def acquire(self, key: CacheKey) -> Flow[Token]:
         endpoint = self._token_endpoint or (yield from self._discover())
         self._token_endpoint = endpoint
-        request = token_request(self._config, endpoint, key)
-        sent_at, reply = yield from self._exchange(request, "token request")
+        config = self._config
+        sent_at, reply = yield from self._exchange(
+            lambda: token_request(config, endpoint, key), "token request"
+        )
         granted = read_token_response(reply, secret=self._config.client_secret.reveal())
         lifetime = granted.expires_in or self._policy.default_lifetime
         logger.debug("token obtained for %s, lifetime %.0fs", _describe(key), lifetime)
@@ -86,17 +89,20 @@ class Acquirer:
         issuer = self._config.issuer
         assert issuer is not None, "ClientConfig.build requires an issuer or a token_endpoint"
         for url in metadata_urls(issuer):
-            _, reply = yield from self._exchange(HttpRequest("GET", url, _ACCEPT_JSON), "discovery")
+            request = HttpRequest("GET", url, _ACCEPT_JSON)
+            _, reply = yield from self._exchange(functools.partial(_same, request), "discovery")
             if isinstance(reply, TransportFailure) or is_transient(reply):
                 raise DiscoveryError(f"authorization server metadata unavailable: {_why(reply)}")
             if reply.status == 200:
                 return token_endpoint_from_metadata(reply, issuer)
         raise DiscoveryError(f"no authorization server metadata found for issuer {issuer!r}")
 
-    def _exchange(self, request: HttpRequest, what: str) -> Flow[tuple[float, Reply]]:
-        """Send, retrying transient failures with backoff; the last reply either way."""
+    def _exchange(self, make: Callable[[], HttpRequest], what: str) -> Flow[tuple[float, Reply]]:
+        """Send, retrying transient failures with backoff; the last reply either way. Each
+        attempt is a new request (a JWT assertion's ``jti`` is single-use)."""
         for attempt in range(1, self._policy.max_attempts + 1):
             sent_at = self._clock()
+            request = make()
             reply = yield request
             assert reply is not None
             if not is_transient(reply) or attempt == self._policy.max_attempts:
@@ -111,6 +117,10 @@ class Acquirer:
 
 
 _ACCEPT_JSON = {"Accept": "application/json"}
+
+
+def _same(request: HttpRequest) -> HttpRequest:
+    return request
 
 
 def _why(reply: Reply) -> str:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus, urlencode, urlsplit, urlunsplit
 
-from tokenward.client._config import CacheKey, ClientConfig
+from tokenward.client._assertion import ASSERTION_TYPE, client_assertion
+from tokenward.client._config import JWT_METHODS, CacheKey, ClientConfig
 from tokenward.client.errors import (
     DiscoveryError,
     TokenEndpointUnavailable,
@@ -75,7 +76,8 @@ def retry_after(reply: Reply) -> float | None:
 
 
 def token_request(config: ClientConfig, endpoint: str, key: CacheKey) -> HttpRequest:
-    """`grant_type=client_credentials`, with the client authenticated as configured."""
+    """`grant_type=client_credentials`, with the client authenticated as configured (a JWT
+    assertion is made afresh for every request)."""
     form = {"grant_type": "client_credentials"}
     if key.scopes:
         form["scope"] = " ".join(key.scopes)
@@ -86,7 +88,17 @@ def token_request(config: ClientConfig, endpoint: str, key: CacheKey) -> HttpReq
         "Accept": "application/json",
     }
     secret = config.client_secret.reveal()
-    if config.auth_method == "client_secret_basic":
+    if config.auth_method in JWT_METHODS:
+        assert config.assertion_audience is not None, "ClientConfig.build checks the audience"
+        assertion = client_assertion(
+            client_id=config.client_id,
+            audience=config.assertion_audience,
+            key=config.client_key,
+            secret=secret or None,
+        )
+        # RFC 7521 §4.2: client_assertion_type and client_assertion; client_id is optional.
+        form |= {"client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
+    elif config.auth_method == "client_secret_basic":
         headers["Authorization"] = basic_authorization(config.client_id, secret)
     else:
         form |= {"client_id": config.client_id, "client_secret": secret}

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from tokenward.client._assertion import ClientKey
 from tokenward.client.manager import TokenManager
 
 __all__ = ["token_command"]
@@ -18,19 +19,23 @@ def token_command(
     *,
     issuer: str | None,
     client_id: str,
-    client_secret: str,
+    client_secret: str | None,
     scopes: Sequence[str],
     resource: str | None,
-    auth_method: str,
+    auth_method: str | None,
     as_json: bool,
     token_endpoint: str | None = None,
+    private_key_file: str | None = None,
+    key_id: str | None = None,
 ) -> str:
     """The access token alone, or (`as_json`) the token response members as JSON."""
+    key = ClientKey.from_file(private_key_file, kid=key_id) if private_key_file else None
     with TokenManager(
         issuer=issuer,
         token_endpoint=token_endpoint,
         client_id=client_id,
         client_secret=client_secret,
+        client_key=key,
         scopes=scopes,
         resource=resource,
         auth_method=auth_method,

@@ -21,6 +21,7 @@ from typing import Any, Generic, Self
 
 import anyio
 
+from tokenward.client._assertion import ClientKey
 from tokenward.client._cache import Action, F, Flight, Slot, Token
 from tokenward.client._config import CacheKey, ClientConfig, TokenPolicy
 from tokenward.client._flow import Acquirer, drive_async, drive_sync
@@ -68,10 +69,11 @@ class _Manager(Generic[F]):
         issuer: str | None,
         token_endpoint: str | None,
         client_id: str,
-        client_secret: str,
+        client_secret: str | None,
+        client_key: ClientKey | None,
         scopes: Sequence[str],
         resource: str | None,
-        auth_method: str,
+        auth_method: str | None,
         policy: TokenPolicy,
         clock: Callable[[], float],
         random: Callable[[], float],
@@ -81,6 +83,7 @@ class _Manager(Generic[F]):
             token_endpoint=token_endpoint,
             client_id=client_id,
             client_secret=client_secret,
+            client_key=client_key,
             scopes=scopes,
             resource=resource,
             auth_method=auth_method,
@@ -135,6 +138,10 @@ class TokenManager(_Manager[_ThreadFlight]):
                       scopes=["read"]) as tokens:
         token = tokens.get_token()
     ```
+
+    The client authenticates with `client_secret` (`auth_method` `client_secret_basic`, the
+    default, `client_secret_post` or `client_secret_jwt`) or with `client_key`, a `ClientKey`
+    (`private_key_jwt`, the default when a key is given).
     """
 
     def __init__(
@@ -143,10 +150,11 @@ class TokenManager(_Manager[_ThreadFlight]):
         issuer: str | None = None,
         token_endpoint: str | None = None,
         client_id: str,
-        client_secret: str,
+        client_secret: str | None = None,
+        client_key: ClientKey | None = None,
         scopes: Sequence[str] = (),
         resource: str | None = None,
-        auth_method: str = "client_secret_basic",
+        auth_method: str | None = None,
         policy: TokenPolicy = TokenPolicy(),  # noqa: B008 (frozen, shared safely)
         http_client: SyncHTTPClient | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -159,6 +167,7 @@ class TokenManager(_Manager[_ThreadFlight]):
             token_endpoint=token_endpoint,
             client_id=client_id,
             client_secret=client_secret,
+            client_key=client_key,
             scopes=scopes,
             resource=resource,
             auth_method=auth_method,
@@ -269,10 +278,11 @@ class AsyncTokenManager(_Manager[_TaskFlight]):
         issuer: str | None = None,
         token_endpoint: str | None = None,
         client_id: str,
-        client_secret: str,
+        client_secret: str | None = None,
+        client_key: ClientKey | None = None,
         scopes: Sequence[str] = (),
         resource: str | None = None,
-        auth_method: str = "client_secret_basic",
+        auth_method: str | None = None,
         policy: TokenPolicy = TokenPolicy(),  # noqa: B008 (frozen, shared safely)
         http_client: AsyncHTTPClient | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -285,6 +295,7 @@ class AsyncTokenManager(_Manager[_TaskFlight]):
             token_endpoint=token_endpoint,
             client_id=client_id,
             client_secret=client_secret,
+            client_key=client_key,
             scopes=scopes,
             resource=resource,
             auth_method=auth_method,

@@ -64,10 +64,11 @@ class KeyMaterial:
         return f"KeyMaterial(kid={self.kid!r}, alg={self.alg!r})"
 
 
-def load_key_material(pem: bytes, alg: str) -> KeyMaterial:
-    """Import a private PEM for ``alg``; ``kid`` is its RFC 7638 SHA-256 thumbprint."""
+def load_key_material(pem: bytes | Mapping[str, Any], alg: str) -> KeyMaterial:
+    """Import a private PEM (or private JWK) for ``alg``; ``kid`` is its RFC 7638 SHA-256
+    thumbprint."""
     cls = _jose_key_class(alg)
-    key = cls.import_key(pem)
+    key = cls.import_key(pem if isinstance(pem, bytes) else dict(pem))
     if not key.is_private:
         raise ValueError("a private key is required")
     private = key.private_key

@@ -84,6 +84,9 @@ class Client:
     #: The stored row's revision, moved by every change: an admin write applies only to the
     #: revision it read (optimistic concurrency), so two changes cannot overwrite each other.
     revision: int = field(default=0, compare=False)
+    #: Optional issuance quotas: tokens per minute and per hour (429 ``slow_down`` past them).
+    quota_per_minute: int | None = None
+    quota_per_hour: int | None = None
 
     def effective_default_scopes(self) -> frozenset[str]:
         """Scopes used when a request omits ``scope``: all granted ones unless configured."""

@@ -6,6 +6,11 @@
   never replaced by U+FFFD.
 * The JSON body is a tokenward extension (seed 002); it follows the same rules, rejects
   duplicate keys (RFC 8259 §4 leaves them unpredictable) and accepts only string values.
+  JSON escapes can spell a lone UTF-16 surrogate (``"\ud800"``), which is no Unicode text and
+  cannot be UTF-8 encoded: such a name or value is rejected like invalid UTF-8 (RFC 8259 §8.2:
+  the behavior of software that receives such strings is "unpredictable").
+* A parameter name reflected in an ``error_description`` goes through ``reflected=``, so the
+  HTTP layer caps its length (``OAuthError.body``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
-from tokenward.protocol.errors import InvalidRequest
+from tokenward.protocol.errors import InvalidRequest, clip
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -58,11 +63,13 @@ def parse_form(body: bytes) -> dict[str, str]:
         raw_name, _, raw_value = pair.partition(b"=")
         name = _decode_component(raw_name)
         if name in seen:
-            raise InvalidRequest(f"parameter {name} repeated", reason=f"duplicate {name!r}")
+            raise InvalidRequest(
+                "parameter {} repeated", reflected=name, reason=f"duplicate {clip(name)!r}"
+            )
         seen.add(name)
         value = _decode_component(raw_value)
         if len(value) > _MAX_VALUE:
-            raise InvalidRequest("parameter too long", reason=f"oversized {name!r}")
+            raise InvalidRequest("parameter too long", reason=f"oversized {clip(name)!r}")
         if value:
             params[name] = value
     return _checked_names(params)
@@ -80,7 +87,9 @@ def _reject_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
     out: dict[str, object] = {}
     for key, value in pairs:
         if key in out:
-            raise InvalidRequest(f"parameter {key} repeated", reason=f"duplicate json {key!r}")
+            raise InvalidRequest(
+                "parameter {} repeated", reflected=key, reason=f"duplicate json {clip(key)!r}"
+            )
         out[key] = value
     return out
 
@@ -100,14 +109,26 @@ def parse_json(body: bytes) -> dict[str, str]:
         raise InvalidRequest("too many parameters", reason="too many parameters")
     params: dict[str, str] = {}
     for key, value in doc.items():
+        _unicode_text(key)
         if value is None or value == "":
             continue
         if not isinstance(value, str):
-            raise InvalidRequest(f"parameter {key} must be a string", reason=f"non-string {key!r}")
+            raise InvalidRequest(
+                "parameter {} must be a string", reflected=key, reason=f"non-string {clip(key)!r}"
+            )
         if len(value) > _MAX_VALUE:
-            raise InvalidRequest("parameter too long", reason=f"oversized {key!r}")
-        params[key] = value
+            raise InvalidRequest("parameter too long", reason=f"oversized {clip(key)!r}")
+        params[key] = _unicode_text(value)
     return _checked_names(params)
+
+
+def _unicode_text(text: str) -> str:
+    """Refuse a string holding a lone surrogate (only a JSON escape can produce one)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest("request contains invalid Unicode", reason="lone surrogate") from None
+    return text
 
 
 @dataclass(frozen=True, slots=True)

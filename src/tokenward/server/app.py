@@ -27,6 +27,7 @@ from tokenward.server.events import configure_logging
 from tokenward.server.http.post import PostHandler
 from tokenward.server.http.rendering import error_response
 from tokenward.server.http.routes import protocol_routes
+from tokenward.server.http.transport import http_policy
 from tokenward.server.preflight import preflight
 from tokenward.server.settings import Settings, load_settings
 
@@ -45,9 +46,16 @@ class TokenwardApp:
         base = urlsplit(server.settings.issuer).path.rstrip("/")
         settings = server.settings
 
+        policy = http_policy(settings)
+
         def handler(endpoint: Any) -> PostHandler:
             return PostHandler(
-                endpoint, audit=server.audit, clock=server.clock, json_body=settings.json_body
+                endpoint,
+                audit=server.audit,
+                clock=server.clock,
+                json_body=settings.json_body,
+                # CORS for the token endpoint only ("Authorize" buttons of API docs pages).
+                policy=policy if endpoint is server.token else policy.without_cors(),
             )
 
         self.token_path = base + "/token"
@@ -57,6 +65,11 @@ class TokenwardApp:
             base + "/introspect": handler(server.introspection),
             base + "/revoke": handler(server.revocation),
         }
+
+    @property
+    def transport_limits(self) -> Settings:
+        """The settings the HTTP protocol (``http/limits.py``) reads its limits from."""
+        return self.server.settings
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":

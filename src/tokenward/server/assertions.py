@@ -6,6 +6,10 @@ Steps, cheapest first: parse the assertion without trusting it and learn the cli
 for the method the header's ``alg`` implies (the service does that, as for secrets); verify the
 signature with that client's registered keys or secrets only; check the claims; record the
 ``jti`` once in the database (atomic across workers and instances, fail closed).
+
+An assertion that names no usable client still costs one verification of its algorithm
+(:meth:`ClientAssertions.decoy`, ``jose/decoy.py``), so an unknown ``sub`` answers as slowly
+as a bad signature: no existence oracle.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from tokenward.jose.assertion import peek_jws, verify_hmac_jws
+from tokenward.jose.decoy import DecoyVerifier
 from tokenward.jose.verification import JoseError, PublicKeySet, UnknownKeyError, verify_jws
 from tokenward.protocol.client_assertion import (
     AcceptedAssertion,
@@ -31,7 +37,7 @@ from tokenward.server.secrets import KeyEncryptor
 from tokenward.server.settings import Settings
 from tokenward.server.stores import ReplayStore, or_unavailable
 
-__all__ = ["ASSERTION_METHODS", "DEFAULT_ASSERTION_ALGS", "ClientAssertions"]
+__all__ = ["ASSERTION_METHODS", "DEFAULT_ASSERTION_ALGS", "ClientAssertions", "Proof"]
 
 log = logging.getLogger("tokenward.assertions")
 ASSERTION_METHODS = frozenset({"private_key_jwt", "client_secret_jwt"})
@@ -42,6 +48,15 @@ DEFAULT_ASSERTION_ALGS = ("ES256", "EdDSA", "RS256")
 
 def _fail(reason: str) -> InvalidClient:
     return InvalidClient(reason=f"assertion: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class Proof:
+    """What authenticated a client, for the audit events: a secret (its id) or an assertion
+    key (its ``kid``, None when the registered key has none)."""
+
+    secret_id: str | None = None
+    kid: str | None = None
 
 
 class ClientAssertions:
@@ -63,6 +78,7 @@ class ClientAssertions:
         )
         self.keys = ClientKeys(settings, clock=clock)
         self._hmac_keys: dict[str, bytes] = {}
+        self._decoy = DecoyVerifier()
 
     async def aclose(self) -> None:
         await self.keys.aclose()
@@ -82,17 +98,26 @@ class ClientAssertions:
         client_id = assertion_subject(jws.claims, creds.client_id)
         return dataclasses.replace(creds, method=method, client_id=client_id)
 
-    async def authenticate(
-        self, client: Client, creds: PresentedCredentials, now: int
-    ) -> str | None:
+    def decoy(self, creds: PresentedCredentials) -> None:
+        """The verification work of an assertion, for one that names no usable client."""
+        if creds.assertion is None:
+            return
+        try:
+            alg = peek_jws(creds.assertion, max_length=self.policy.max_length).header.get("alg")
+        except JoseError:
+            alg = None
+        self._decoy.spend(creds.assertion, alg if isinstance(alg, str) else None)
+
+    async def authenticate(self, client: Client, creds: PresentedCredentials, now: int) -> Proof:
         """Verify the assertion of an enabled client registered for ``creds.method``; return
-        the id of the secret that verified it (client_secret_jwt), else None."""
+        the secret (client_secret_jwt) or key (private_key_jwt) that verified it."""
         assert creds.assertion is not None
-        secret_id = None
         if creds.method == "client_secret_jwt":
             secret_id, claims = self._verify_hmac(client, creds.assertion, now)
+            proof = Proof(secret_id=secret_id)
         else:
-            claims = await self._verify_signature(client, creds.assertion)
+            kid, claims = await self._verify_signature(client, creds.assertion)
+            proof = Proof(kid=kid)
         accepted = check_assertion_claims(
             claims, client_id=client.client_id, policy=self.policy, now=now
         )
@@ -102,7 +127,7 @@ class ClientAssertions:
                 extra={"client_id": client.client_id},
             )
         await self._consume(client.client_id, accepted)
-        return secret_id
+        return proof
 
     def _verify_hmac(
         self, client: Client, assertion: str, now: int
@@ -130,7 +155,9 @@ class ClientAssertions:
         # RFC 8725 §3.1: only the algorithm the client registered.
         return (client.assertion_alg,) if client.assertion_alg else DEFAULT_ASSERTION_ALGS
 
-    async def _verify_signature(self, client: Client, assertion: str) -> dict[str, object]:
+    async def _verify_signature(
+        self, client: Client, assertion: str
+    ) -> tuple[str | None, dict[str, object]]:
         keys = await self.keys.keys_for(client)
         try:
             return self._verified(assertion, keys, client)
@@ -146,7 +173,7 @@ class ClientAssertions:
 
     def _verified(
         self, assertion: str, keys: PublicKeySet | None, client: Client
-    ) -> dict[str, object]:
+    ) -> tuple[str | None, dict[str, object]]:
         """Verify with the client's keys only; ``jku``, ``x5u``, ``jwk`` and ``x5c`` headers
         are never read (RFC 8725 §3.10). UnknownKeyError propagates for a refetch."""
         if keys is None:
@@ -162,7 +189,7 @@ class ClientAssertions:
             raise
         except JoseError as exc:
             raise _fail(exc.reason) from None
-        return dict(verified.claims)
+        return verified.key.kid, dict(verified.claims)
 
     async def _consume(self, client_id: str, accepted: AcceptedAssertion) -> None:
         """OIDC Core §9: "The JWT MUST only be used once". Fail closed if the store is down."""

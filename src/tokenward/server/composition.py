@@ -29,6 +29,7 @@ from tokenward.server.admin.usage import UsageReports
 from tokenward.server.assertions import ClientAssertions
 from tokenward.server.authenticator import ClientAuthenticator
 from tokenward.server.clock import Clock, system_clock
+from tokenward.server.counters import SharedCounter
 from tokenward.server.endpoints.introspection import IntrospectionEndpoint
 from tokenward.server.endpoints.revocation import RevocationEndpoint
 from tokenward.server.endpoints.token import TokenEndpoint
@@ -36,6 +37,7 @@ from tokenward.server.events import AuditBuffer
 from tokenward.server.issuer import TokenIssuer
 from tokenward.server.keys import KeyRing
 from tokenward.server.metrics import Metrics
+from tokenward.server.quotas import IssuanceQuota
 from tokenward.server.reader import TokenReader
 from tokenward.server.registry_cache import RegistryCache
 from tokenward.server.runtime import Runtime
@@ -63,6 +65,7 @@ class Server:
     audit: AuditBuffer
     keyring: KeyRing
     registry: RegistryCache
+    counter: SharedCounter
     throttle: FailureThrottle
     assertions: ClientAssertions
     authenticator: ClientAuthenticator
@@ -132,9 +135,17 @@ def build_server(
         timing=settings.metrics,
     )
     keyring = KeyRing(server_secrets.encryptor, max_token_ttl=settings.max_token_ttl)
-    registry = RegistryCache(stores.registry, stores.keys, keyring, clock=clock)
+    registry = RegistryCache(
+        stores.registry,
+        stores.keys,
+        keyring,
+        clock=clock,
+        lookup_timeout=settings.auth_failure_lookup_timeout,
+    )
+    limits = (settings.failed_auth_limit, settings.failed_auth_limit_per_address)
+    counter = SharedCounter(stores.counters, hot=min(limits))
+    throttle = FailureThrottle(counter, per_client=limits[0], per_address=limits[1])
     audit.subscribe(UsageSink(stores.usage, known=lambda cid: cid in registry.registry.clients))
-    throttle = FailureThrottle(settings.failed_auth_limit)
     assertions = ClientAssertions(settings, stores.replay, server_secrets.encryptor, clock=clock)
     authenticator = ClientAuthenticator(
         registry=registry, assertions=assertions, hasher=server_secrets.hasher, throttle=throttle
@@ -156,13 +167,18 @@ def build_server(
         audit=audit,
         keyring=keyring,
         registry=registry,
+        counter=counter,
         throttle=throttle,
         assertions=assertions,
         authenticator=authenticator,
         issuer=issuer,
         reader=reader,
         token=TokenEndpoint(
-            authenticator=authenticator, registry=registry, issuer=issuer, policy=policy
+            authenticator=authenticator,
+            registry=registry,
+            issuer=issuer,
+            policy=policy,
+            quota=IssuanceQuota(counter),
         ),
         introspection=IntrospectionEndpoint(
             authenticator=authenticator, reader=reader, audit=audit
@@ -182,6 +198,7 @@ def build_server(
             operators=stores.operators,
             metrics=metrics,
             changes=stores.changes if settings.registry_notify else None,
+            counter=counter,
         ),
         admin=Admin(
             settings=settings,

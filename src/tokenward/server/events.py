@@ -1,12 +1,16 @@
 """Audit events and logging.
 
 Every token request produces one structured event (client_id, scopes, audience, jti,
-outcome, reason). Events are appended to an in-memory buffer on the hot path and handed
-behind, in batches, to every *sink*: the audit log (JSON lines on the ``tokenward.audit``
-logger) is one; usage statistics and metrics subscribe the same way, so the token path pays
-nothing for them. Admin changes are stored in the ``audit_events`` table by the admin layer.
-No secret, assertion or token is ever part of an event: the event builders below only accept
-the fields they name.
+outcome, reason). Each event of a request to the POST endpoints also carries the request's
+``request_id`` (returned in the ``X-Request-Id`` header), its ``source`` address and, once the
+client authenticated, the ``secret_id`` or assertion key ``kid`` it used: the HTTP layer binds
+them to the request's task (:func:`bind_request`) and every builder below adds them.
+
+Events are appended to an in-memory buffer on the hot path and handed behind, in batches, to
+every *sink*: the audit log (JSON lines on the ``tokenward.audit`` logger) is one; usage
+statistics and metrics subscribe the same way, so the token path pays nothing for them. Admin
+changes are stored in the ``audit_events`` table by the admin layer. No secret, assertion or
+token is ever part of an event: the event builders below only accept the fields they name.
 
 Logging uses the standard library with a small JSON formatter rather than structlog: one
 layer less on the token endpoint's path, and uvicorn's own loggers share the same handlers.
@@ -22,6 +26,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from typing import Any
 
 __all__ = [
@@ -30,6 +35,7 @@ __all__ = [
     "AuditSink",
     "JsonFormatter",
     "audit_logger",
+    "bind_request",
     "configure_logging",
     "logger",
     "off_loop",
@@ -41,6 +47,23 @@ AuditSink = Callable[[Sequence[dict[str, Any]]], Awaitable[None]]
 
 audit_logger = logging.getLogger("tokenward.audit")
 logger = logging.getLogger("tokenward")
+
+#: The fields of the request this task serves: ``request_id``, ``source``, then ``secret_id`` or
+#: ``kid``. Each request runs in its own task (uvicorn), so each sees its own.
+_request: ContextVar[dict[str, Any] | None] = ContextVar("tokenward_request", default=None)
+
+
+def bind_request(fields: dict[str, Any]) -> None:
+    """Every event recorded from now on in this task carries ``fields`` (a live dict: what is
+    added to it later is carried too). Only the named request fields go in, never a secret."""
+    _request.set(fields)
+
+
+def _with_request(event: dict[str, Any]) -> dict[str, Any]:
+    fields = _request.get()
+    if fields:
+        event.update(fields)
+    return event
 
 
 class JsonFormatter(logging.Formatter):
@@ -102,16 +125,18 @@ class AuditBuffer:
     ) -> None:
         if self.enabled:
             self._events.append(
-                {
-                    "event": "token.issued",
-                    "at": time.time(),
-                    "client_id": client_id,
-                    "scope": " ".join(sorted(scopes)),
-                    "aud": audience,
-                    "jti": jti,
-                    "auth_method": method,
-                    "outcome": "success",
-                }
+                _with_request(
+                    {
+                        "event": "token.issued",
+                        "at": time.time(),
+                        "client_id": client_id,
+                        "scope": " ".join(sorted(scopes)),
+                        "aud": audience,
+                        "jti": jti,
+                        "auth_method": method,
+                        "outcome": "success",
+                    }
+                )
             )
 
     def failed(
@@ -126,21 +151,23 @@ class AuditBuffer:
     ) -> None:
         if self.enabled:
             self._events.append(
-                {
-                    "event": f"{endpoint}.failed",
-                    "at": time.time(),
-                    "client_id": client_id,
-                    "error": error,
-                    "reason": reason,
-                    "auth_method": method,
-                    "outcome": "failure",
-                    "authenticated": authenticated,
-                }
+                _with_request(
+                    {
+                        "event": f"{endpoint}.failed",
+                        "at": time.time(),
+                        "client_id": client_id,
+                        "error": error,
+                        "reason": reason,
+                        "auth_method": method,
+                        "outcome": "failure",
+                        "authenticated": authenticated,
+                    }
+                )
             )
 
     def record(self, event: str, **fields: Any) -> None:
         if self.enabled:
-            self._events.append({"event": event, "at": time.time(), **fields})
+            self._events.append(_with_request({"event": event, "at": time.time(), **fields}))
 
     def timed(self, endpoint: str, seconds: float) -> None:
         """One request's duration (from the POST handler); kept only when metrics are on."""

@@ -4,41 +4,62 @@ The snapshot (APIs, clients, secrets) and the key ring are loaded together, unde
 version (``registry_state.version``, bumped by every change in the same transaction). Every
 worker checks that one integer every ``cache_refresh_seconds`` (the runtime's poll loop) and
 reloads when it moved: the bound on how long a disabled client or a revoked secret keeps
-working. A client id the snapshot does not know triggers an immediate (rate-limited) check, so
-a client created a moment ago on another instance works at once. Until the first load (a
-worker that started while the database was away) every client is unknown, so the token path
-answers 503 ``temporarily_unavailable`` until the database returns.
+working.
+
+The request path never waits on a reload. A client created (or a secret added) a moment ago on
+another instance works at once through :meth:`RegistryCache.fresh_client`: after *every*
+failed authentication - unknown id, wrong secret, disabled client, bad assertion - the
+authenticator reads that one client's row with the registry version, bounded by
+``auth_failure_lookup_timeout``. Every failure pays the same single-row read, so its timing
+says nothing about whether the id exists; success pays nothing. While the database is slow or
+down (a lookup timed out or failed, or the last poll failed) the read is skipped for every
+failure alike, and new clients wait for the poll.
+
+Until the first load (a worker that started while the database was away) no client is known:
+the client authenticator answers 503 ``temporarily_unavailable`` rather than calling every
+client unknown, until the database returns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 from tokenward.protocol.model import Client, Registry
 from tokenward.server.clock import Clock
 from tokenward.server.keys import KeyRing
-from tokenward.server.stores import KeyStore, RegistryStore, or_unavailable
+from tokenward.server.stores import KeyStore, RegistryStore
 
-__all__ = ["UNKNOWN_ID_CHECK_INTERVAL", "RegistryCache"]
+__all__ = ["MAX_LOOKUPS_IN_FLIGHT", "RegistryCache"]
 
-#: Least time between two version checks triggered by unknown client ids.
-UNKNOWN_ID_CHECK_INTERVAL = 0.25
+log = logging.getLogger("tokenward.registry")
+#: Most single-row lookups one worker keeps waiting on the database at once; past that they
+#: are skipped (the throttle bounds how many failures reach this point anyway).
+MAX_LOOKUPS_IN_FLIGHT = 16
 
 
 class RegistryCache:
     def __init__(
-        self, store: RegistryStore, keys: KeyStore, keyring: KeyRing, *, clock: Clock
+        self,
+        store: RegistryStore,
+        keys: KeyStore,
+        keyring: KeyRing,
+        *,
+        clock: Clock,
+        lookup_timeout: float = 0.25,
     ) -> None:
         self._store = store
         self._keys = keys
         self.keyring = keyring
         self._clock = clock
+        self._lookup_timeout = lookup_timeout
         self.registry = Registry.build([], [])
         self._lock = asyncio.Lock()
         self._last_check = 0.0
-        self._check_failed = False
         self.loaded = False
+        self.store_ok = True
+        self._lookups: set[asyncio.Task[tuple[int, Client | None]]] = set()
 
     @property
     def version(self) -> int:
@@ -64,17 +85,19 @@ class RegistryCache:
         arrived = time.monotonic()
         async with self._lock:
             if self._last_check >= arrived:
-                if self._check_failed:
-                    raise ConnectionError("the latest registry check failed")
                 return
             wait = self._last_check + min_interval - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
             self._last_check = time.monotonic()
-            self._check_failed = True
-            if not self.loaded or await self._store.version() != self.registry.version:
+            try:
+                version = await self._store.version()
+            except Exception:
+                self.store_ok = False
+                raise
+            self.store_ok = True
+            if not self.loaded or version != self.registry.version:
                 await self.load()
-            self._check_failed = False
 
     async def changed(self) -> None:
         """This process changed the registry (an admin operation): see it now. A no-op in a
@@ -82,19 +105,41 @@ class RegistryCache:
         if self.loaded:
             await self.refresh_if_changed()
 
-    async def lookup(self, client_id: str | None) -> Client | None:
-        if client_id is None:
+    def get(self, client_id: str | None) -> Client | None:
+        """The client in the snapshot (the request path: memory only)."""
+        return None if client_id is None else self.registry.clients.get(client_id)
+
+    async def fresh_client(self, client_id: str | None) -> Client | None:
+        """After a failed authentication: the client as stored *if the snapshot is stale*
+        (the registry version moved since it was loaded), else None.
+
+        Always the same work whatever ``client_id`` names: one bounded single-row read, or,
+        while the database is slow or down, nothing.
+        """
+        if client_id is None or not self.store_ok or len(self._lookups) >= MAX_LOOKUPS_IN_FLIGHT:
             return None
-        client = self.registry.clients.get(client_id)
-        if client is None:
-            # A client created a moment ago on another instance: check the version now rather
-            # than waiting for the next poll (rate-limited, so unknown ids cost little). When
-            # the database is away that check fails: 503, as for any store failure.
-            await or_unavailable(
-                self.refresh_if_changed(min_interval=UNKNOWN_ID_CHECK_INTERVAL), "registry"
-            )
-            client = self.registry.clients.get(client_id)
-        return client
+        task = asyncio.ensure_future(self._store.client_record(client_id))
+        self._lookups.add(task)
+        task.add_done_callback(self._lookup_done)
+        done, _ = await asyncio.wait({task}, timeout=self._lookup_timeout)
+        if not done:
+            log.warning("client lookup slower than auth_failure_lookup_timeout; skipping them")
+            self.store_ok = False  # until a poll or this lookup succeeds
+            return None
+        if task.exception() is not None:
+            return None
+        version, client = task.result()
+        return client if version != self.registry.version else None
+
+    def _lookup_done(self, task: asyncio.Task[tuple[int, Client | None]]) -> None:
+        self._lookups.discard(task)
+        if task.cancelled():
+            return
+        if task.exception() is not None:
+            self.store_ok = False
+            log.warning("client lookup failed", exc_info=task.exception())
+        else:
+            self.store_ok = True
 
     def signing_algorithms(self) -> list[str]:
         """The algorithms with an active key, now."""

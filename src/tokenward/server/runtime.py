@@ -3,8 +3,9 @@
 * every ``cache_refresh_seconds``: one ``SELECT version`` decides whether to reload the registry
   and keys (the registry cache); on PostgreSQL a change notification (LISTEN/NOTIFY) triggers
   that check at once, the poll being the fallback;
-* every second: the audit buffer is written to the log; every 30 s the "last used" stamps of
-  secrets are written in one batch;
+* every second: the audit buffer is written to the log, and the throttle and quota counts
+  are exchanged with the database in one statement (``counters.py``); every 30 s the "last
+  used" stamps of secrets are written in one batch;
 * every minute: key upkeep (``keys.ensure_keys``: rotate when due, delete expired keys);
 * every ``opaque_token_purge_seconds``: expired opaque tokens, revocations and used
   client-assertion ``jti`` values are deleted;
@@ -31,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from tokenward.server.assertions import ClientAssertions
 from tokenward.server.authenticator import ClientAuthenticator
 from tokenward.server.clock import Clock
+from tokenward.server.counters import FLUSH_SECONDS, SharedCounter
 from tokenward.server.events import AuditBuffer
 from tokenward.server.keys import ensure_keys
 from tokenward.server.metrics import Metrics
@@ -75,6 +77,7 @@ class Runtime:
         assertions: ClientAssertions,
         tokens: TokenStore,
         audit: AuditBuffer,
+        counter: SharedCounter,
         usage: UsageStore | None = None,
         operators: OperatorStore | None = None,
         metrics: Metrics | None = None,
@@ -89,6 +92,7 @@ class Runtime:
         self._assertions = assertions
         self._tokens = tokens
         self._audit = audit
+        self._counter = counter
         self._usage = usage
         self._operators = operators
         self._metrics = metrics
@@ -115,6 +119,7 @@ class Runtime:
             listen = self._changes.listen(self._registry.refresh_if_changed)
             self._tasks.append(asyncio.create_task(listen, name="tokenward listen"))
         self._every(1.0, self._audit.flush, "audit flush", store=False)
+        self._every(FLUSH_SECONDS, self.flush_counts, "shared counts")
         self._every(LAST_USED_FLUSH_SECONDS, self.flush_last_used, "last-used stamps")
         self._every(60.0, self.upkeep_keys, "key upkeep")
         self._every(settings.opaque_token_purge_seconds, self.purge, "purge")
@@ -149,6 +154,8 @@ class Runtime:
         with contextlib.suppress(Exception):
             # Bounded: a database that hangs must not hold the process's exit.
             await asyncio.wait_for(self.flush_last_used(), STOP_FLUSH_SECONDS)
+        with contextlib.suppress(Exception):  # the last second's failures still count
+            await asyncio.wait_for(self.flush_counts(), STOP_FLUSH_SECONDS)
 
     async def _try_prepare(self) -> bool:
         try:
@@ -189,6 +196,9 @@ class Runtime:
                         log.exception("%s failed", what)
 
         self._tasks.append(asyncio.create_task(loop(), name=f"tokenward {what}"))
+
+    async def flush_counts(self) -> None:
+        await self._counter.flush(int(self._clock()))
 
     async def flush_last_used(self) -> None:
         await self._tokens.touch_secrets(self._authenticator.drain_last_used())

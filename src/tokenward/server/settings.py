@@ -14,6 +14,7 @@ state from any working directory.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import os
 import sys
@@ -217,7 +218,8 @@ class Settings(BaseSettings):
     failed_auth_limit: int = Field(
         20,
         ge=1,
-        description="Failed client authentications per client id per minute before answering 429.",
+        description="Failed client authentications per (client id, source address) per minute "
+        "before that address gets 429 for that client id (shared by every worker and instance).",
     )
     audit_log: bool = Field(True, description="Write one JSON audit event per token request.")
     log_format: Literal["json", "console"] = Field("json", description="Log rendering.")
@@ -426,6 +428,93 @@ class Settings(BaseSettings):
     write_batch_max_rows: int = Field(
         256, ge=1, le=10_000, description="Most rows one group-commit transaction writes."
     )
+
+    # -- client authentication hardening (docs/security.md) --
+    failed_auth_limit_per_address: int = Field(
+        100,
+        ge=1,
+        description="Failed client authentications per source address per minute, whatever the "
+        "client id, before that address gets 429 (an IPv6 address counts by its /64).",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies whose forwarding header names the client, as a JSON list of "
+        'addresses or networks (`["10.0.0.0/8"]`). Empty: the socket peer is the client.',
+    )
+    trusted_proxy_header: Literal["x-forwarded-for", "forwarded"] = Field(
+        "x-forwarded-for",
+        description="The header the trusted proxies set (`X-Forwarded-For` or RFC 7239 "
+        "`Forwarded`); the other is ignored. Read from the right, skipping trusted hops.",
+    )
+    auth_failure_lookup_timeout: float = Field(
+        0.25,
+        gt=0,
+        le=5,
+        description="Longest wait, in seconds, for the single-row read of a client id after a "
+        "failed authentication (a client created a moment ago on another instance works at "
+        "once); past it the read is skipped until the database answers again.",
+    )
+    max_header_bytes: int = Field(
+        16384,
+        ge=1024,
+        le=1048576,
+        description="Largest request line plus headers, in bytes; larger gets 431.",
+    )
+    max_headers: int = Field(
+        100, ge=8, le=1000, description="Most request header fields; more gets 431."
+    )
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds a client has to send the request line and headers once it starts "
+        "(or once it connects); then 408 and the connection is closed.",
+    )
+    body_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds the token, introspection and revocation endpoints wait for a whole "
+        "request body; then 408 `invalid_request` and the connection is closed.",
+    )
+    error_reflection_limit: int = Field(
+        40,
+        ge=0,
+        le=200,
+        description="Most characters of request input (a parameter name) reflected in an "
+        "`error_description`.",
+    )
+    cors_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call the token endpoint from a browser, as a JSON list "
+        '(`["https://docs.example.com"]`); empty: no CORS. Never `*`.',
+    )
+    max_concurrent_connections: int = Field(
+        4096,
+        ge=1,
+        le=1_000_000,
+        description="Open connections (or requests in progress) per worker process before a "
+        "new request gets 503 `temporarily_unavailable` with `Retry-After: 1` and is closed.",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {item!r}") from None
+        return value
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if parts.scheme not in ("https", "http") or not parts.netloc or parts.path:
+                raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
+        return value
 
     @field_validator("issuer")
     @classmethod

@@ -4,13 +4,16 @@ Components depend on these Protocols, never on SQL; ``storage/sql`` implements a
 over one SQLAlchemy engine (SQLite or PostgreSQL). Each Protocol is small on purpose, so a
 reader can see at a glance what a component touches:
 
-* :class:`RegistryStore`: the registry cache reads the snapshot and its version (no writes);
+* :class:`RegistryStore`: the registry cache reads the snapshot and its version, and one
+  client's row on a failed authentication (no writes);
 * :class:`KeyStore`: the key ring's rows (insert by rotation, delete when expired);
 * :class:`TokenStore`: **every write the token path may do**: an opaque token's row, the
   write-behind "last used" stamps of secrets; plus the revocation and introspection lookups
   and the purge of expired rows. Issuing a JWT writes nothing;
 * :class:`ReplayStore`: one row per accepted client assertion ``jti`` (RFC 7523 §3 item 7);
 * :class:`AuditStore`: the administrative audit trail;
+* :class:`CounterStore`: the shared counts of the failure throttle and the issuance quotas,
+  written behind in one statement a second per worker (``server/counters.py``);
 * :class:`AdminStore`: registry changes, each written in one transaction together with its
   audit record and a registry-version bump (so every worker reloads);
 * :class:`OperatorStore`: the console's operator accounts, their lockout state and their
@@ -45,6 +48,8 @@ __all__ = [
     "AuditStore",
     "ConcurrentChangeError",
     "ConflictError",
+    "CountIncrement",
+    "CounterStore",
     "KeyRow",
     "KeyStore",
     "NewSecretRow",
@@ -218,6 +223,39 @@ class RegistryStore(Protocol):
     async def version(self) -> int: ...
 
     async def load_registry(self) -> Registry: ...
+
+    async def client_record(self, client_id: str) -> tuple[int, Client | None]:
+        """The registry version and one client with its secrets, read together (one row)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class CountIncrement:
+    """``amount`` more events for ``key`` in the window starting at ``window``; the row may be
+    deleted from ``expires_at`` on."""
+
+    key: str
+    window: int
+    amount: int
+    expires_at: int
+
+
+class CounterStore(Protocol):
+    async def exchange_counts(
+        self,
+        increments: Sequence[CountIncrement],
+        *,
+        read: Iterable[str],
+        hot: int,
+        now: int,
+    ) -> dict[tuple[str, int], int]:
+        """Add ``increments`` (one statement), then return the shared totals by (key, window)
+        of the ``read`` keys and of every live row counting at least ``hot``."""
+        ...
+
+    async def purge_counts(self, now: int) -> int:
+        """Delete expired rows; how many."""
+        ...
 
 
 class RegistryChanges(Protocol):
@@ -439,6 +477,7 @@ class Stores:
     admin: AdminStore
     operators: OperatorStore
     usage: UsageStore
+    counters: CounterStore
     close: Callable[[], Awaitable[None]]
     #: None where the database cannot push changes (SQLite): the poll alone then.
     changes: RegistryChanges | None = None

@@ -54,13 +54,14 @@ def uvicorn_config(app: Any, settings: Settings, *, host: str, port: int) -> uvi
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http="tokenward.server.http.limits:LimitedHttpToolsProtocol",  # header limits
+        proxy_headers=False,  # the app decides whom to trust (TOKENWARD_TRUSTED_PROXIES)
         lifespan="on",
         log_config=None,  # configure_logging: JSON lines, shared with tokenward's loggers
         log_level="warning",
         access_log=False,
         timeout_keep_alive=30,
-        limit_concurrency=4096,
+        limit_concurrency=settings.max_concurrent_connections,  # 503: http/limits.py
         timeout_graceful_shutdown=settings.shutdown_drain_seconds,
     )
 

@@ -310,6 +310,8 @@ class Admin:
             assertion_alg=assertion_alg,
             introspect_apis=await self._check_apis(spec.introspect_apis),
             created_at=now,
+            quota_per_minute=spec.quota_per_minute,
+            quota_per_hour=spec.quota_per_hour,
         )
         new = None
         if methods & _SECRET_BEARING:
@@ -320,6 +322,8 @@ class Admin:
             client_id=client.client_id,
             scopes=sorted(granted),
             secret_id=new[0].id if new else None,
+            quota_per_minute=client.quota_per_minute,
+            quota_per_hour=client.quota_per_hour,
         )
         with _translated(f"client {client.client_id}"):
             await self._store.create_client(
@@ -400,6 +404,9 @@ class Admin:
                 values["not_before"] = _later(client.not_before, self._now() + 1)
         if changes.introspect_apis is not None:
             values["introspect_apis"] = await self._check_apis(changes.introspect_apis)
+        for quota in ("quota_per_minute", "quota_per_hour"):
+            if quota in given:
+                values[quota] = getattr(changes, quota)
         values.update(self._changed_keys(client, values.get("auth_methods"), changes))
         return replace(client, **values)
 

@@ -6,7 +6,8 @@ that appears in both a *create* and an *update* model has the same type in both 
 annotated type below), so the two can never accept different values; a test holds that.
 
 Updates follow JSON merge-patch semantics: a field left out is unchanged, a nullable field set
-to ``null`` clears its override (``token_ttl``, ``token_format``, ``default_scopes``).
+to ``null`` clears its override (``token_ttl``, ``token_format``, ``default_scopes``,
+``quota_per_minute``, ``quota_per_hour``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "OperatorRole",
     "Password",
     "PasswordReset",
+    "Quota",
     "ScopeDescriptions",
     "ScopeName",
     "SecretCreate",
@@ -84,6 +86,8 @@ TokenTtl = Annotated[int, Field(ge=30, le=7 * 86400)]
 JwksUri = Annotated[str, Field(min_length=1, max_length=2048)]
 #: Scope name -> what it allows, shown to operators.
 ScopeDescriptions = dict[ScopeName, Annotated[str, Field(max_length=500)]]
+#: Tokens per window (an issuance quota); ``null`` in an update removes it.
+Quota = Annotated[int, Field(ge=1, le=10_000_000)]
 
 
 class _Input(BaseModel):
@@ -127,6 +131,8 @@ class ClientCreate(_Input):
     jwks_uri: JwksUri | None = None
     assertion_alg: AssertionAlg | None = None
     introspect_apis: list[ApiIdentifier] = []
+    quota_per_minute: Quota | None = None
+    quota_per_hour: Quota | None = None
 
 
 class ClientUpdate(_Input):
@@ -145,6 +151,8 @@ class ClientUpdate(_Input):
     jwks_uri: JwksUri | None = None
     assertion_alg: AssertionAlg | None = None
     introspect_apis: list[ApiIdentifier] | None = None
+    quota_per_minute: Quota | None = None
+    quota_per_hour: Quota | None = None
 
 
 class SecretCreate(_Input):

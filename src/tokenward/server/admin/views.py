@@ -93,6 +93,8 @@ class ClientView(_View):
     jwks_keys: int | None
     assertion_alg: str | None
     introspect_apis: list[str]
+    quota_per_minute: int | None
+    quota_per_hour: int | None
     not_before: datetime | None
     created_at: datetime | None
     secrets: list[SecretView]
@@ -115,6 +117,8 @@ class ClientView(_View):
             jwks_keys=len(keys) if isinstance(keys, list) else None,
             assertion_alg=client.assertion_alg,
             introspect_apis=sorted(client.introspect_apis),
+            quota_per_minute=client.quota_per_minute,
+            quota_per_hour=client.quota_per_hour,
             not_before=timestamp(client.not_before),
             created_at=timestamp(client.created_at or None),
             secrets=[SecretView.of(s) for s in client.secrets],

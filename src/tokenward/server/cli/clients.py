@@ -39,6 +39,12 @@ AssertionAlgOpt = Annotated[
         "the JWKS; ES256 with --jwks-uri)."
     ),
 ]
+QuotaMinuteOpt = Annotated[
+    int | None, typer.Option(help="Issuance quota: most tokens per minute (429 past it).")
+]
+QuotaHourOpt = Annotated[
+    int | None, typer.Option(help="Issuance quota: most tokens per hour (429 past it).")
+]
 MethodsOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -99,6 +105,8 @@ def create(
         list[str] | None,
         typer.Option(help="An API whose tokens this client (a resource server) may introspect."),
     ] = None,
+    quota_per_minute: QuotaMinuteOpt = None,
+    quota_per_hour: QuotaHourOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a client; its secret is printed once."""
@@ -117,6 +125,8 @@ def create(
         jwks_uri=jwks_uri,
         assertion_alg=assertion_alg,
         introspect_apis=introspect,
+        quota_per_minute=quota_per_minute,
+        quota_per_hour=quota_per_hour,
     )
     created = run_admin(lambda admin: admin.create_client(spec, actor=ACTOR))
     client, new = created.client, created.secret
@@ -157,9 +167,17 @@ def update(
     introspect: Annotated[
         list[str] | None, typer.Option(help="Replace the APIs it may introspect.")
     ] = None,
+    quota_per_minute: QuotaMinuteOpt = None,
+    quota_per_hour: QuotaHourOpt = None,
+    no_quotas: Annotated[bool, typer.Option(help="Remove both issuance quotas.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Change a client's scopes, methods, keys or token policy."""
+    """Change a client's scopes, methods, keys, token policy or quotas."""
+    quotas: dict[str, Any] = {}
+    if no_quotas:
+        if quota_per_minute is not None or quota_per_hour is not None:
+            raise fail("--no-quotas cannot be combined with --quota-per-minute/--quota-per-hour")
+        quotas = {"quota_per_minute": None, "quota_per_hour": None}
     changes = parse(
         ClientUpdate,
         name=name,
@@ -175,7 +193,11 @@ def update(
         jwks_uri=jwks_uri,
         assertion_alg=assertion_alg,
         introspect_apis=introspect,
+        quota_per_minute=quota_per_minute,
+        quota_per_hour=quota_per_hour,
     )
+    if quotas:  # null removes a quota (merge-patch); ``parse`` treats None as "not given"
+        changes = ClientUpdate(**changes.model_dump(exclude_unset=True), **quotas)
     client = run_admin(lambda admin: admin.update_client(client_id, changes, actor=ACTOR))
     emit(client, as_json, [f"updated client {client.client_id}"])
 

@@ -24,9 +24,13 @@ NO_STORE = [
 
 
 async def send_json(
-    send: Send, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+    send: Send,
+    status: int,
+    body: Mapping[str, Any] | None,
+    headers: Mapping[str, str] | None = None,
 ) -> None:
-    payload = json.dumps(body, separators=(",", ":")).encode()
+    """A JSON answer; ``body`` None sends no body (204)."""
+    payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
     raw = [*NO_STORE, (b"content-length", str(len(payload)).encode())]
     if headers:
         raw.extend((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items())

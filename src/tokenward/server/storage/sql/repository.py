@@ -28,6 +28,7 @@ from tokenward.server.stores import (
     AuditRecord,
     ConcurrentChangeError,
     ConflictError,
+    CountIncrement,
     KeyRow,
     NewSecretRow,
     NotFoundError,
@@ -38,6 +39,9 @@ from tokenward.server.stores import (
 )
 
 __all__ = ["Repository", "async_url", "create_engine_for", "sql_stores"]
+
+#: Most keys one exchange reads back by name (the hot rows come back regardless).
+_MAX_READ_KEYS = 2000
 
 
 def async_url(url: str) -> str:
@@ -111,6 +115,8 @@ def _client(row: sa.Row[Any], client_secrets: Sequence[ClientSecret]) -> Client:
         created_at=row.created_at,
         introspect_apis=frozenset(row.introspect_apis or ()),
         revision=row.revision,
+        quota_per_minute=row.quota_per_minute,
+        quota_per_hour=row.quota_per_hour,
     )
 
 
@@ -134,6 +140,8 @@ def _client_values(client: Client) -> dict[str, Any]:
         "assertion_alg": client.assertion_alg,
         "not_before": client.not_before,
         "introspect_apis": sorted(client.introspect_apis),
+        "quota_per_minute": client.quota_per_minute,
+        "quota_per_hour": client.quota_per_hour,
     }
 
 
@@ -207,6 +215,29 @@ class Repository:
             client_rows = (await conn.execute(sa.select(t.clients))).all()
             clients = [_client(r, by_client.get(r.client_id, [])) for r in client_rows]
         return Registry.build(apis, clients, version)
+
+    async def client_record(self, client_id: str) -> tuple[int, Client | None]:
+        """The version and one client with its secrets, on one connection: the single-row
+        lookup of a failed authentication (``RegistryCache.fresh_client``)."""
+        async with self.engine.connect() as conn:
+            version = int(await conn.scalar(sa.select(t.registry_state.c.version)) or 0)
+            return version, await self._client_row(conn, client_id)
+
+    @staticmethod
+    async def _client_row(conn: AsyncConnection, client_id: str) -> Client | None:
+        """The client and its secrets: both queries run whether or not the client exists
+        (the lookup after a failed authentication must cost the same either way)."""
+        row = (
+            await conn.execute(sa.select(t.clients).where(t.clients.c.client_id == client_id))
+        ).first()
+        rows = (
+            await conn.execute(
+                sa.select(t.client_secrets)
+                .where(t.client_secrets.c.client_id == client_id)
+                .order_by(t.client_secrets.c.created_at)
+            )
+        ).all()
+        return None if row is None else _client(row, [_secret(r) for r in rows])
 
     # -- APIs ---------------------------------------------------------------------------------
 
@@ -328,19 +359,10 @@ class Repository:
 
     async def get_client(self, client_id: str) -> Client:
         async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(sa.select(t.clients).where(t.clients.c.client_id == client_id))
-            ).first()
-            if row is None:
-                raise NotFoundError(client_id)
-            rows = (
-                await conn.execute(
-                    sa.select(t.client_secrets)
-                    .where(t.client_secrets.c.client_id == client_id)
-                    .order_by(t.client_secrets.c.created_at)
-                )
-            ).all()
-        return _client(row, [_secret(r) for r in rows])
+            client = await self._client_row(conn, client_id)
+        if client is None:
+            raise NotFoundError(client_id)
+        return client
 
     async def create_client(
         self, client: Client, *, now: int, secret: NewSecretRow | None, audit: AuditRecord
@@ -596,6 +618,52 @@ class Repository:
                 counts[table.name] = result.rowcount
         return counts
 
+    # -- shared counts (throttle, quotas) -----------------------------------------------------
+
+    def _upsert_counts(self) -> Any:
+        """``INSERT ... ON CONFLICT (key, window) DO UPDATE SET count = count + excluded``."""
+        statement = self._insert(t.rate_counts)
+        return statement.on_conflict_do_update(
+            index_elements=[t.rate_counts.c.key, t.rate_counts.c.window],
+            set_={"count": t.rate_counts.c.count + statement.excluded.count},
+        )
+
+    async def exchange_counts(
+        self,
+        increments: Sequence[CountIncrement],
+        *,
+        read: Iterable[str],
+        hot: int,
+        now: int,
+    ) -> dict[tuple[str, int], int]:
+        """One upsert for the batch, then the totals the worker needs back."""
+        c = t.rate_counts.c
+        keys = sorted(set(read))[:_MAX_READ_KEYS]
+        wanted = sa.and_(c.count >= hot, c.expires_at > now)
+        if keys:
+            wanted = sa.or_(wanted, c.key.in_(keys))
+        async with self.engine.begin() as conn:
+            if increments:
+                rows = [
+                    {
+                        "key": i.key,
+                        "window": i.window,
+                        "count": i.amount,
+                        "expires_at": i.expires_at,
+                    }
+                    for i in increments
+                ]
+                await conn.execute(self._upsert_counts(), rows)
+            result = await conn.execute(sa.select(c.key, c.window, c.count).where(wanted))
+            return {(key, window): count for key, window, count in result.all()}
+
+    async def purge_counts(self, now: int) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                sa.delete(t.rate_counts).where(t.rate_counts.c.expires_at <= now)
+            )
+        return int(result.rowcount)
+
     # -- audit --------------------------------------------------------------------------------
 
     @staticmethod
@@ -814,4 +882,5 @@ def sql_stores(url: str, *, batch_delay: float = 0.002, batch_rows: int = 256) -
         usage=repository,
         close=repository.close,
         changes=PgRegistryChanges(url) if postgres else None,
+        counters=repository,
     )

@@ -13,6 +13,7 @@ __all__ = [
     "opaque_tokens",
     "operator_sessions",
     "operators",
+    "rate_counts",
     "registry_state",
     "revoked_tokens",
     "scopes",
@@ -72,6 +73,9 @@ clients = sa.Table(
     sa.Column("introspect_apis", sa.JSON, nullable=True),
     # Migration 0005: moved by every change; a write applies only to the revision it read.
     sa.Column("revision", sa.Integer, nullable=False, server_default="0"),
+    # Migration 0004: optional issuance quotas (tokens per minute, per hour).
+    sa.Column("quota_per_minute", sa.Integer, nullable=True),
+    sa.Column("quota_per_hour", sa.Integer, nullable=True),
 )
 
 client_secrets = sa.Table(
@@ -145,6 +149,17 @@ used_assertions = sa.Table(
     metadata,
     sa.Column("client_id", sa.String(255), primary_key=True),
     sa.Column("jti", sa.String(255), primary_key=True),
+    sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
+)
+
+# Migration 0004: shared counts of the failure throttle and the issuance quotas, written behind
+# by every worker (server/counters.py). ``key`` is a digest, never a client id or an address.
+rate_counts = sa.Table(
+    "rate_counts",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("window", sa.BigInteger, primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
     sa.Column("expires_at", sa.BigInteger, nullable=False, index=True),
 )
 
