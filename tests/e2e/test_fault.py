@@ -204,6 +204,7 @@ def envs(
                 "TOKENWARD_PEPPER": PEPPER,
                 "TOKENWARD_KEY_ENCRYPTION_KEY": KEK,
                 "TOKENWARD_FAILED_AUTH_LIMIT": "1000000",
+                "TOKENWARD_FAILED_AUTH_LIMIT_PER_ADDRESS": "1000000",  # one source: the load
                 "TOKENWARD_ISSUER": "https://auth.fault.example",
             },
         )

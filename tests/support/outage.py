@@ -47,7 +47,12 @@ class Outage:
     calls: int = 0  # store calls made, failed or not
 
     def wrap(self, stores: Stores) -> Stores:
-        """Every port of ``stores`` (each field but ``close``) behind this outage."""
-        ports = [f.name for f in dataclasses.fields(stores) if f.name != "close"]
+        """Every port of ``stores`` (each field but ``close``, and those absent: ``changes`` on
+        SQLite) behind this outage."""
+        ports = [
+            f.name
+            for f in dataclasses.fields(stores)
+            if f.name != "close" and getattr(stores, f.name) is not None
+        ]
         wrapped = {name: cast(Any, _Port(getattr(stores, name), self)) for name in ports}
         return dataclasses.replace(stores, **wrapped)

@@ -29,7 +29,7 @@ import time
 from tokenward.protocol.model import Client, Registry
 from tokenward.server.clock import Clock
 from tokenward.server.keys import KeyRing
-from tokenward.server.stores import KeyStore, RegistryStore
+from tokenward.server.stores import KeyStore, RegistryStore, store_health
 
 __all__ = ["MAX_LOOKUPS_IN_FLIGHT", "RegistryCache"]
 
@@ -135,11 +135,13 @@ class RegistryCache:
         self._lookups.discard(task)
         if task.cancelled():
             return
-        if task.exception() is not None:
+        failure = task.exception()
+        if failure is not None:
             self.store_ok = False
-            log.warning("client lookup failed", exc_info=task.exception())
+            store_health.failed("client lookup", failure)  # one line per outage, no traceback
         else:
             self.store_ok = True
+            store_health.succeeded()
 
     def signing_algorithms(self) -> list[str]:
         """The algorithms with an active key, now."""
