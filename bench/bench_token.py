@@ -348,9 +348,13 @@ class Home:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENWARD_")}
         env.update(
             {
+                "TOKENWARD_HOME": str(self.path),
                 "TOKENWARD_DATABASE_URL": f"sqlite:///{self.path}/tokenward.db",
                 "TOKENWARD_SECRETS_FILE": str(self.path / "secrets.json"),
                 "TOKENWARD_ISSUER": issuer,
+                # Each run serves on its own port, so its own issuer: the admin API (whose
+                # audience follows the issuer) is not what is measured.
+                "TOKENWARD_ADMIN_API": "false",
             }
         )
         if self.database_url is not None:
