@@ -64,6 +64,8 @@ def full_declaration() -> dict[str, Any]:
                 "scopes": ["countries:read", "shipments:write"],
                 "default_scopes": ["countries:read"],
                 "token_ttl": 600,
+                "quota_per_minute": 60,
+                "quota_per_hour": 1000,
             },
             {
                 "client_id": "gateway",

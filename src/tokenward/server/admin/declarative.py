@@ -41,6 +41,7 @@ from tokenward.server.admin.schemas import (
     ClientUpdate,
     JwksUri,
     Name,
+    Quota,
     ScopeDescriptions,
     ScopeName,
     SecretCreate,
@@ -81,6 +82,8 @@ _CLIENT_DEFAULTS: dict[str, Any] = {
     "token_ttl": None,
     "token_format": None,
     "introspect_apis": [],
+    "quota_per_minute": None,
+    "quota_per_hour": None,
 }
 
 
@@ -137,6 +140,9 @@ class ClientSpec(_Spec):
     #: Omitted: derived from the keys (ES256 with a jwks_uri).
     assertion_alg: AssertionAlg | None = None
     introspect_apis: list[ApiIdentifier] = []
+    #: Issuance quotas (tokens per minute, per hour); omitted: none.
+    quota_per_minute: Quota | None = None
+    quota_per_hour: Quota | None = None
     secret: SecretRef | None = None
 
     @property
@@ -273,6 +279,8 @@ def _client_entry(
         "jwks_uri": client.jwks_uri,
         "assertion_alg": client.assertion_alg,
         "introspect_apis": sorted(client.introspect_apis),
+        "quota_per_minute": client.quota_per_minute,
+        "quota_per_hour": client.quota_per_hour,
     }
     return values
 
@@ -609,6 +617,8 @@ async def _create_client(
         jwks_uri=spec.jwks_uri,
         assertion_alg=spec.assertion_alg,
         introspect_apis=spec.introspect_apis,
+        quota_per_minute=spec.quota_per_minute,
+        quota_per_hour=spec.quota_per_hour,
     )
     result = await admin.create_client(create, actor=APPLY_ACTOR)
     if not spec.enabled:
