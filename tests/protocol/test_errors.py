@@ -12,6 +12,7 @@ from tokenward.protocol.errors import (
     InvalidScope,
     InvalidTarget,
     OAuthError,
+    RequestTimeout,
     ServerError,
     SlowDown,
     TemporarilyUnavailable,
@@ -139,3 +140,10 @@ def test_error_description_characters(text: str, safe: str) -> None:
     outside the set %x20-21 / %x23-5B / %x5D-7E."""
     assert safe_description(text) == safe
     assert InvalidRequest(text).body().get("error_description", "") == safe
+
+
+def test_a_body_not_received_in_time_is_408_and_closes_the_connection() -> None:
+    error = RequestTimeout()
+    assert (error.status, error.error) == (408, "invalid_request")
+    assert error.headers() == {"Connection": "close"}
+    assert error.body()["error_description"] == "request body not received in time"

@@ -296,3 +296,12 @@ def test_basic_rejects(header: bytes, description: str) -> None:
 
 def test_basic_credentials_repr_hides_secret() -> None:
     assert "s1" not in repr(BasicCredentials("c1", "s1"))
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"client_secret": "\\ud800"}', b'{"\\udfff": "x"}', b'{"scope": "a\\ud800b"}']
+)
+def test_a_lone_surrogate_in_json_is_invalid_request_not_an_error(body: bytes) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        parse_json(body)
+    assert refused.value.reason == "lone surrogate"
