@@ -7,25 +7,23 @@ show them. ``reset-password`` ends the operator's sessions and lifts a lockout.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
 
-from tokenward.server.admin import AdminError, NotFound
 from tokenward.server.admin.operators import Operators
 from tokenward.server.admin.schemas import OperatorCreate, PasswordReset
 from tokenward.server.admin.views import OperatorView
 from tokenward.server.cli.common import (
     ACTOR,
     JsonOpt,
-    checked_server,
     emit,
     fail,
     group,
     parse,
+    run_on_server,
     when,
 )
 
@@ -44,20 +42,7 @@ StdinOpt = Annotated[
 
 def run_operators(work: Callable[[Operators], Awaitable[T]], *, writes: bool = True) -> T:
     """Run one operator-account operation against the configured database."""
-    server = checked_server(writes=writes)
-
-    async def go() -> T:
-        try:
-            return await work(server.operators)
-        finally:
-            await server.aclose()
-
-    try:
-        return asyncio.run(go())
-    except NotFound as exc:
-        raise fail(exc.message, 2) from None
-    except AdminError as exc:
-        raise fail(exc.message) from None
+    return run_on_server(lambda server: work(server.operators), writes=writes)
 
 
 def _password(from_stdin: bool) -> str:

@@ -30,6 +30,7 @@ __all__ = [
     "group",
     "parse",
     "run_admin",
+    "run_on_server",
     "served_issuer",
     "single",
     "when",
@@ -95,13 +96,14 @@ def checked_server(*, writes: bool) -> Server:
     return build_server(settings, server_secrets=checked.secrets)
 
 
-def run_admin(work: Callable[[Admin], Awaitable[T]], *, writes: bool = True) -> T:
-    """Run one admin operation against the configured database (see :func:`checked_server`)."""
+def run_on_server(work: Callable[[Server], Awaitable[T]], *, writes: bool = True) -> T:
+    """Run one operation on the server built from the settings (see :func:`checked_server`):
+    a thing not found is exit status 2, any other refusal of the admin layer status 1."""
     server = checked_server(writes=writes)
 
     async def go() -> T:
         try:
-            return await work(server.admin)
+            return await work(server)
         finally:
             await server.aclose()
 
@@ -111,6 +113,11 @@ def run_admin(work: Callable[[Admin], Awaitable[T]], *, writes: bool = True) -> 
         raise fail(exc.message, 2) from None
     except AdminError as exc:
         raise fail(exc.message) from None
+
+
+def run_admin(work: Callable[[Admin], Awaitable[T]], *, writes: bool = True) -> T:
+    """Run one admin operation against the configured database."""
+    return run_on_server(lambda server: work(server.admin), writes=writes)
 
 
 def _plain(data: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> Any:

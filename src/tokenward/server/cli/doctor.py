@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 from tokenward import __version__
 from tokenward.cli.token import ISSUER_FILE
-from tokenward.server.cli.common import discovery_url, single, when
+from tokenward.server.cli.common import discovery_url, served_issuer, single, when
 from tokenward.server.composition import build_server
 from tokenward.server.keys import KeyRing
 from tokenward.server.preflight import check_secrets, server_secrets
@@ -81,21 +81,18 @@ def _shown(name: str, value: Any) -> str:
 def _with_served_issuer(settings: Settings) -> tuple[Settings, bool]:
     """With ``TOKENWARD_ISSUER`` unset, the issuer ``tokenward serve`` recorded in the home
     (``serve --port 18000``), if any; the flag says it was used."""
-    if "issuer" in settings.model_fields_set:
+    served = served_issuer(settings)
+    if served == settings.issuer:
         return settings, False
-    try:
-        served = (settings.home_dir / ISSUER_FILE).read_text().strip()
-    except OSError:
-        return settings, False
-    return (load_settings(issuer=served), True) if served else (settings, False)
+    return load_settings(issuer=served), True
 
 
-def _print_settings(settings: Settings, served_issuer: bool) -> None:
+def _print_settings(settings: Settings, from_home: bool) -> None:
     typer.echo("settings")
     for name in Settings.model_fields:
         value = getattr(settings, name)
         source = _source(name, settings)
-        if name == "issuer" and served_issuer:
+        if name == "issuer" and from_home:
             source = f"served, {settings.home_dir / ISSUER_FILE}"
         if name in ("pepper", "key_encryption_key") and value is None and settings.is_sqlite:
             value, source = SecretStr("-"), f"development secrets file {settings.secrets_file}"
@@ -223,11 +220,11 @@ def _step(report: Report, check: Callable[[], Any]) -> Any:
 @app.command()
 def doctor() -> None:
     """Print the resolved settings, database, keys; check the issuer answers. Writes nothing."""
-    settings, served_issuer = _with_served_issuer(load_settings())
+    settings, from_home = _with_served_issuer(load_settings())
     typer.echo(f"tokenward {__version__}, home {settings.home_dir}")
     if Path(".env").exists():
         typer.echo(f"settings also read from {Path('.env').absolute()}")
-    _print_settings(settings, served_issuer)
+    _print_settings(settings, from_home)
     report = Report()
     typer.echo("checks")
     state = _check_database(settings, report)
