@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 
 from tests.server.harness import InProcess, in_process, make_settings, seed_registry
+from tokenward.server.storage.sql.migrate import upgrade
+from tokenward.server.storage.sql.repository import Repository
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +50,14 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path}/store.db"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture
+async def repo(db_url: str) -> AsyncIterator[Repository]:
+    """The SQL repository on a freshly migrated database (SQLite, and PostgreSQL when run)."""
+    assert upgrade(db_url)
+    repository = Repository.from_url(db_url)
+    try:
+        yield repository
+    finally:
+        await repository.close()

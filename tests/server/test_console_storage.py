@@ -4,11 +4,8 @@ statistics upsert (two workers adding to one minute), reads and purge."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-from tokenward.server.storage.sql.migrate import upgrade
 from tokenward.server.storage.sql.repository import Repository
 from tokenward.server.stores import (
     AuditQuery,
@@ -23,16 +20,6 @@ from tokenward.server.stores import (
 pytestmark = pytest.mark.anyio
 
 NOW = 1_800_000_000
-
-
-@pytest.fixture
-async def repo(db_url: str) -> AsyncIterator[Repository]:
-    assert upgrade(db_url)
-    repository = Repository.from_url(db_url)
-    try:
-        yield repository
-    finally:
-        await repository.close()
 
 
 def audit(event: str, **data: object) -> AuditRecord:

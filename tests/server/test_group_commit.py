@@ -9,12 +9,11 @@ on SQLite and PostgreSQL (races across real workers and instances: tests/e2e).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 
 from tokenward.server.storage.sql.group_commit import GroupCommit
-from tokenward.server.storage.sql.migrate import upgrade
 from tokenward.server.storage.sql.repository import Repository
 
 pytestmark = pytest.mark.anyio
@@ -77,16 +76,6 @@ def test_a_new_event_loop_starts_afresh() -> None:
     group = GroupCommit(recorder.write, delay=0.001, max_rows=4)
     assert asyncio.run(group.submit(1)) == 10
     assert asyncio.run(group.submit(2)) == 20
-
-
-@pytest.fixture
-async def repo(db_url: str) -> AsyncIterator[Repository]:
-    upgrade(db_url)
-    repository = Repository.from_url(db_url)
-    try:
-        yield repository
-    finally:
-        await repository.close()
 
 
 async def test_each_jti_is_fresh_once_within_and_across_batches(repo: Repository) -> None:

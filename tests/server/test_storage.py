@@ -8,7 +8,6 @@ session's throwaway cluster (tests/support/postgres.py) and skips where it is no
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -31,16 +30,6 @@ pytestmark = pytest.mark.anyio
 
 API = Api("https://api.example", "Example", frozenset({"read", "write"}))
 NOW = 1_800_000_000
-
-
-@pytest.fixture
-async def repo(db_url: str) -> AsyncIterator[Repository]:
-    assert upgrade(db_url)
-    repository = Repository.from_url(db_url)
-    try:
-        yield repository
-    finally:
-        await repository.close()
 
 
 def audit(event: str, **data: object) -> AuditRecord:
