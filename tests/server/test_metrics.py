@@ -200,10 +200,13 @@ def test_two_workers_one_answer_on_a_separate_port(tw_env: TokenwardEnv, tmp_pat
         "TOKENWARD_METRICS_DIR": str(directory),
     }
     requests = 40
+    # Registered before the start, so both workers load the client with their snapshot: this
+    # test counts tokens, not how a client created a moment ago reaches a worker (that is
+    # tests/server/test_registry_cache.py and tests/lifecycle/test_e2e.py).
+    tw_env.cli("apis", "create", "--identifier", API, "--name", "A", "--scope", "read")
+    client = tw_env.cli_json("clients", "create", "--name", "c", "--scope", "read")
+    auth = (client["client_id"], client["client_secret"])
     with tokenward_server(tw_env, workers=2, extra=extra) as server:
-        tw_env.cli("apis", "create", "--identifier", API, "--name", "A", "--scope", "read")
-        client = tw_env.cli_json("clients", "create", "--name", "c", "--scope", "read")
-        auth = (client["client_id"], client["client_secret"])
         for _ in range(requests):  # a fresh connection each: the kernel spreads them
             response = fresh_post(
                 f"{server.url}/token", auth=auth, data={"grant_type": "client_credentials"}
