@@ -104,10 +104,11 @@ async def in_process(
     clock: FakeClock | None = None,
     loops: bool = True,
     stores: Stores | None = None,
+    freeze_heap: bool = False,
 ) -> AsyncIterator[InProcess]:
     prepare_database(settings)
     clock = clock or FakeClock()
-    server = build_server(settings, clock=clock, stores=stores)
+    server = build_server(settings, clock=clock, stores=stores, freeze_heap=freeze_heap)
     app = wrap(server)
     async with contextlib.AsyncExitStack() as stack:
         if loops:

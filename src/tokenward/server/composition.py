@@ -122,7 +122,11 @@ def build_server(
     clock: Clock = system_clock,
     stores: Stores | None = None,
     server_secrets: ServerSecrets | None = None,
+    freeze_heap: bool = False,
 ) -> Server:
+    """The server's components over ``stores`` (the SQL stores of ``settings`` by default).
+    ``freeze_heap``: a server process freezes its heap once loaded (``runtime.freeze_heap``);
+    never a test or CLI process, whose heap is not the server's alone."""
     stores = stores or sql_stores(
         settings.database_url,
         batch_delay=settings.write_batch_delay_ms / 1000,
@@ -198,6 +202,7 @@ def build_server(
             operators=stores.operators,
             metrics=metrics,
             changes=stores.changes if settings.registry_notify else None,
+            freeze_heap=freeze_heap,
             counter=counter,
         ),
         admin=Admin(

@@ -163,7 +163,7 @@ def run_worker(
     """Serve until SIGTERM (or SIGINT when not supervised), then drain and return."""
     configure_logging(level=settings.log_level, fmt=settings.log_format)
     sock = bind_socket(host, port)
-    app = wrap(build_server(settings, server_secrets=server_secrets))
+    app = wrap(build_server(settings, server_secrets=server_secrets, freeze_heap=True))
     server = WorkerServer(
         uvicorn_config(app, settings, host=host, port=port), supervised=supervised
     )
