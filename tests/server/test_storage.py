@@ -15,7 +15,15 @@ import sqlalchemy as sa
 
 from tokenward.protocol.model import Api, Client
 from tokenward.server.storage.sql import tables as t
-from tokenward.server.storage.sql.migrate import current_revision, head_revision, sync_url, upgrade
+from tokenward.server.storage.sql.migrate import (
+    HEAD,
+    REVISIONS,
+    alembic_config,
+    current_revision,
+    head_revision,
+    sync_url,
+    upgrade,
+)
 from tokenward.server.storage.sql.repository import Repository
 from tokenward.server.stores import (
     AuditQuery,
@@ -50,10 +58,21 @@ def key_row(kid: str, generation: int, alg: str = "ES256", activates_at: int = N
     return KeyRow(kid, alg, generation, "aesgcm$sealed", NOW, activates_at)
 
 
+def test_the_listed_revision_chain_is_alembics() -> None:
+    """``REVISIONS`` lets a start read the schema revision without importing Alembic; it must
+    be Alembic's chain exactly, oldest first (a new migration file fails this until listed)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    chain = [r.revision for r in script.walk_revisions()]
+    assert tuple(reversed(chain)) == REVISIONS
+    assert script.get_current_head() == HEAD
+
+
 async def test_migrations_run_from_empty(db_url: str) -> None:
     assert current_revision(db_url) is None
     assert upgrade(db_url) is True
-    assert current_revision(db_url) == head_revision(db_url)
+    assert current_revision(db_url) == HEAD == head_revision()
     assert upgrade(db_url) is False  # idempotent
     engine = sa.create_engine(sync_url(db_url))
     try:

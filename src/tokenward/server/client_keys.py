@@ -26,15 +26,16 @@ import logging
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
-
-import httpx
 
 from tokenward.jose.assertion import ClientKeysError, check_client_jwks
 from tokenward.jose.verification import JoseError, PublicKeySet
 from tokenward.protocol.model import Client
 from tokenward.server.settings import Settings
+
+if TYPE_CHECKING:  # imported when a jwks_uri is first fetched: every CLI command imports this
+    import httpx
 
 __all__ = ["MAX_JWKS_BYTES", "ClientKeys", "JwksFetchError", "check_jwks_uri", "fetch_jwks"]
 
@@ -136,6 +137,8 @@ async def fetch_jwks(
     http: httpx.AsyncClient, uri: str, *, allow_private: bool, time_limit: float
 ) -> PublicKeySet:
     """Fetch, bound and validate a client's JWKS (see the module docstring)."""
+    import httpx
+
     try:
         check_jwks_uri(uri, allow_private=allow_private)
     except ValueError as exc:
@@ -183,6 +186,8 @@ class ClientKeys:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
+            import httpx
+
             # trust_env=False: an HTTP(S)_PROXY from the environment would bypass the address
             # checks; verify=True (the default) checks certificates against the URL's host.
             self._http = httpx.AsyncClient(trust_env=False, follow_redirects=False)

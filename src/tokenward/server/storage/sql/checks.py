@@ -15,12 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, make_url
 
 from tokenward.server.storage.sql import tables as t
-from tokenward.server.storage.sql.migrate import alembic_config, ensure_sqlite_dir, sync_url
+from tokenward.server.storage.sql.migrate import (
+    HEAD,
+    REVISIONS,
+    ensure_sqlite_dir,
+    read_revision,
+    sync_url,
+)
 
 __all__ = [
     "DatabaseProblem",
@@ -122,11 +126,8 @@ def inspect_database(url: str, *, create: bool = False) -> DatabaseState:
         if not create:
             return DatabaseState(location=location, exists=False)
         ensure_sqlite_dir(url)
-    script = ScriptDirectory.from_config(alembic_config(url))
-    head = script.get_current_head()
     with _connect(url) as conn:
-        revision = MigrationContext.configure(conn).get_current_revision()
-        known = {r.revision for r in script.walk_revisions()}
+        revision = read_revision(conn)
         tables = set(sa.inspect(conn).get_table_names())
         fingerprints = _fingerprints(conn) if t.secret_fingerprints.name in tables else {}
         sealed = _sealed_keys(conn) if t.signing_keys.name in tables else {}
@@ -134,8 +135,8 @@ def inspect_database(url: str, *, create: bool = False) -> DatabaseState:
         location=location,
         exists=True,
         revision=revision,
-        head=head,
-        unknown_revision=revision is not None and revision not in known,
+        head=HEAD,
+        unknown_revision=revision is not None and revision not in REVISIONS,
         fingerprints=fingerprints,
         sealed_keys=sealed,
     )

@@ -1,25 +1,40 @@
-"""Schema migrations with Alembic, driven from code (``tokenward migrate``)."""
+"""Schema migrations with Alembic, driven from code (``tokenward migrate``).
+
+Alembic is imported only when a migration is due: every CLI command and every start reads the
+database's revision, and importing Alembic (with its script directory, which imports every
+migration file) would add about 150 ms to each. The revision chain is therefore also listed
+here (:data:`REVISIONS`); tests/server/test_storage.py checks it against Alembic's.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+import sqlalchemy as sa
 from sqlalchemy import create_engine, pool
+from sqlalchemy.engine import Connection
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
+    "HEAD",
+    "REVISIONS",
     "alembic_config",
     "current_revision",
     "ensure_sqlite_dir",
     "head_revision",
+    "read_revision",
     "sync_url",
     "upgrade",
 ]
 
 _HERE = Path(__file__).parent
+#: Every revision of migrations/versions, oldest first (each one's ``down_revision`` is the one
+#: before it).
+REVISIONS = ("0001", "0002", "0007", "0003", "0005", "0004")
+HEAD = REVISIONS[-1]
 
 
 def sync_url(url: str) -> str:
@@ -40,14 +55,30 @@ def ensure_sqlite_dir(url: str) -> None:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(_HERE / "migrations"))
     cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
     return cfg
 
 
-def head_revision(url: str) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+def head_revision() -> str:
+    """The revision this tokenward's schema is at, from Alembic's script directory itself (the
+    check of :data:`HEAD`; imports Alembic)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+def read_revision(conn: Connection) -> str | None:
+    """The revision recorded in the database (Alembic's ``alembic_version`` table), or None
+    before the first migration."""
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def current_revision(url: str) -> str | None:
@@ -55,14 +86,16 @@ def current_revision(url: str) -> str | None:
     engine = create_engine(sync_url(url), poolclass=pool.NullPool)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            return read_revision(conn)
     finally:
         engine.dispose()
 
 
 def upgrade(url: str) -> bool:
     """Upgrade to head; True when something was applied."""
-    if current_revision(url) == head_revision(url):
+    if current_revision(url) == HEAD:
         return False
+    from alembic import command
+
     command.upgrade(alembic_config(url), "head")
     return True
