@@ -20,6 +20,7 @@ from tokenward.server.admin.console import console_routes
 from tokenward.server.admin.schemas import (
     ApiCreate,
     ClientCreate,
+    ClientUpdate,
     OperatorCreate,
     PasswordReset,
     SecretCreate,
@@ -147,6 +148,31 @@ async def test_every_post_without_its_csrf_token_is_refused(tw: InProcess) -> No
             assert "security token" in response.text
     assert await audit_events(tw) == before
     assert (await tw.admin.get_client("billing")).enabled
+
+
+async def test_the_client_page_shows_every_setting_of_the_client(tw: InProcess) -> None:
+    """Default scopes, public keys, introspection rights and quotas are set by the CLI, the
+    API or configuration files; the console shows them on the client's page."""
+    await sign_in(tw.http, "rita")
+    page = (await tw.http.get("/admin/clients/billing")).text
+    assert re.search(r'id="default-scopes">every granted scope<', page)
+    for absent in ("public-keys", "introspect-apis", 'id="quota"'):
+        assert absent not in page
+    change = ClientUpdate(
+        default_scopes=[],
+        auth_methods=["private_key_jwt"],
+        jwks_uri="https://keys.example/jwks.json",
+        assertion_alg="ES256",
+        introspect_apis=["https://api.example"],
+        quota_per_minute=60,
+        quota_per_hour=1000,
+    )
+    await tw.admin.update_client("billing", change, actor="test")
+    page = (await tw.http.get("/admin/clients/billing")).text
+    assert re.search(r'id="default-scopes">none<', page)
+    assert re.search(r'id="public-keys"><code>https://keys.example/jwks.json</code>, ES256<', page)
+    assert re.search(r'id="introspect-apis"><code>https://api.example</code>', page)
+    assert re.search(r'id="quota">60 tokens a minute, 1000 tokens an hour<', page)
 
 
 async def test_a_read_only_operator_changes_nothing(tw: InProcess) -> None:
