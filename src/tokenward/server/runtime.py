@@ -74,12 +74,12 @@ def freeze_heap() -> None:
     After start-up a worker holds well over 100,000 objects the collector tracks (the modules,
     classes and functions of SQLAlchemy, pydantic, FastAPI..., the registry snapshot, the keys)
     and keeps nearly all of them until it exits. A full collection walks them all with the
-    event loop stopped: 35-100 ms measured under load, every few seconds, because the token
-    path's short-lived survivors (audit events waiting for the 1 s flush) keep triggering
-    one. Frozen, they are skipped, and a full collection walks only what was created since.
-    Reference counting still frees a frozen object the moment it is no longer used (a
-    replaced registry snapshot holds no reference cycle, so it goes), and collections of
-    everything created later go on as usual.
+    event loop stopped (77 ms each in ``bench/bench_gc.py``), and under load CPython starts one
+    every few seconds: the token path's short-lived survivors (audit events waiting for the
+    1 s flush) keep triggering it. Frozen, they are skipped, and a full collection walks only
+    what was created since. Reference counting still frees a frozen object the moment it is no
+    longer used (a replaced registry snapshot holds no reference cycle, so it goes), and
+    collections of everything created later go on as usual.
     """
     gc.collect()
     gc.freeze()

@@ -24,7 +24,6 @@ __all__ = [
     "alembic_config",
     "current_revision",
     "ensure_sqlite_dir",
-    "head_revision",
     "read_revision",
     "sync_url",
     "upgrade",
@@ -61,16 +60,6 @@ def alembic_config(url: str) -> Config:
     cfg.set_main_option("script_location", str(_HERE / "migrations"))
     cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
     return cfg
-
-
-def head_revision() -> str:
-    """The revision this tokenward's schema is at, from Alembic's script directory itself (the
-    check of :data:`HEAD`; imports Alembic)."""
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
-    assert head is not None
-    return head
 
 
 def read_revision(conn: Connection) -> str | None:
