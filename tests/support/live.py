@@ -30,8 +30,16 @@ class LiveServer:
     def __init__(self, app: Any, *, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # log_config=None: uvicorn's default configuration would bind its loggers to the
+        # sys.stderr of this moment, which pytest closes after the test ("Logging error ...
+        # I/O operation on closed file" when a later test logs).
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="auto"
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="auto",
+            log_config=None,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -55,8 +55,26 @@ def page_of(view: View) -> View:
         "Authentication": ", ".join(view["auth_methods"]),
         "Token lifetime": f"{ttl} s" if ttl else "the API's or the server's default",
         "Token format": fmt or "the API's",
+        "Default scopes": (
+            "every granted scope"
+            if view["default_scopes"] is None
+            else " ".join(view["default_scopes"]) or "none"
+        ),
         "Created": when(view["created_at"]),
     }
+    if view["jwks_uri"] or view["jwks_keys"] is not None:
+        keys = view["jwks_uri"] or f"{view['jwks_keys']} registered"
+        alg = view["assertion_alg"]
+        facts["Public keys"] = f"{keys}, {alg}" if alg else keys
+    if view["introspect_apis"]:
+        facts["May introspect"] = " ".join(view["introspect_apis"])
+    quotas = [
+        f"{view[f'quota_per_{unit}']} tokens {article} {unit}"
+        for unit, article in (("minute", "a"), ("hour", "an"))
+        if view[f"quota_per_{unit}"]
+    ]
+    if quotas:
+        facts["Issuance quota"] = ", ".join(quotas)
     if view["not_before"]:
         facts["Tokens revoked before"] = when(view["not_before"])
     listed = [view["client_id"], view["name"], "enabled" if view["enabled"] else "disabled",
