@@ -403,6 +403,7 @@ def _measure(cell: Cell, served: Served, opts: Options, where: bt.Placement) -> 
         f"    {cell.stack.name:<18} {run.rps:>8,.0f} tokens/s  p50 {run.p50_ms:6.2f} ms  "
         f"p99 {run.p99_ms:7.2f} ms  {run.cpu_us_per_request:4.0f} µs CPU/token  "
         f"server {run.server_cores:.2f} cores  other {run.other_cores:.2f}  "
+        f"steal {run.steal_cores:.2f}  "
         f"errors {run.non2xx + sum(run.socket_errors.values())}"
     )
 
@@ -451,13 +452,13 @@ def table(cells: Sequence[Cell]) -> str:
     lines = [
         "| stack | alg | processes | tokens/s (median) | worst - best | spread | p50 "
         "| p99 (median) | p99 worst | server CPU µs/token | server cores | errors "
-        "| other load (max) |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| other load (max) | host steal (max) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in cells:
         head = f"| {c.stack.name} | {c.alg} | {c.procs} "
         if not c.runs:
-            lines.append(head + "| FAILED (see notes) |" + " |" * 9)
+            lines.append(head + "| FAILED (see notes) |" + " |" * 10)
             continue
         rps = c.rps()
         flag = "" if c.ok else " (!)"
@@ -466,7 +467,8 @@ def table(cells: Sequence[Cell]) -> str:
             f"| {_ms(median([r.p50_ms for r in c.runs]))} | {_ms(median(c.p99()))} "
             f"| {_ms(max(c.p99()))} | {median([r.cpu_us_per_request for r in c.runs]):.0f} "
             f"| {median([r.server_cores for r in c.runs]):.2f} | {c.errors}{flag} "
-            f"| {max(max(r.other_cores for r in c.runs), 0):.2f} |"
+            f"| {max(max(r.other_cores for r in c.runs), 0):.2f} "
+            f"| {max(r.steal_cores for r in c.runs):.2f} |"
         )
     return "\n".join(lines)
 
@@ -516,8 +518,9 @@ def notes(
         "run-to-run collapse; *p99 worst* is the highest p99 of the runs.",
         "p50/p99 are wrk's (closed loop: coordinated omission makes p99 indicative). Server CPU "
         "µs/token = CPU time of the server's whole process tree / tokens; server cores = that "
-        "CPU time / wall time; other load = the rest of the machine during the run (a shared "
-        "host shows here).",
+        "CPU time / wall time; other load = the rest of the machine during the run; host steal "
+        "= CPU time the hypervisor gave to other guests while this machine's CPUs were ready "
+        "to run (/proc/stat), in cores: a shared host shows there, and in the tails.",
         "Processes: tokenward `serve --workers N`; node-oidc-provider one process, or a "
         "node:cluster primary with N workers; bare: uvicorn with N workers (plus its supervisor "
         "when N > 1). Placement: one process pinned to CPU 1 and wrk to CPU 0; two processes "

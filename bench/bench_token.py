@@ -37,6 +37,7 @@ import shlex
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -241,11 +242,22 @@ def cpu_seconds(pids: set[int]) -> float:
     return sum(cpu_by_pid(pids).values())
 
 
-def machine_busy_seconds() -> float:
-    """CPU seconds spent by the whole machine (all CPUs), not idle or waiting for I/O."""
+def _cpu_line() -> list[int]:
+    """user nice system idle iowait irq softirq steal, in ticks, from /proc/stat."""
     with open("/proc/stat") as handle:
-        values = [int(x) for x in handle.readline().split()[1:9]]
-    return (sum(values) - values[3] - values[4]) / HZ
+        return [int(x) for x in handle.readline().split()[1:9]]
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds spent by the whole machine (all CPUs), not idle, waiting for I/O or stolen."""
+    values = _cpu_line()
+    return (sum(values) - values[3] - values[4] - values[7]) / HZ
+
+
+def steal_seconds() -> float:
+    """CPU seconds this virtual machine's CPUs were ready to run but the hypervisor ran
+    something else (steal): load from outside the machine, which no process here shows."""
+    return _cpu_line()[7] / HZ
 
 
 def wait_until_idle(max_wait: float, threshold: float) -> float:
@@ -631,6 +643,7 @@ class WrkRun:
     server_cores: float
     wrk_cores: float
     other_cores: float
+    steal_cores: float = 0.0
     exhausted: int = 0
     calibration: int = 0
     process_cores: list[float] = field(default_factory=list)
@@ -669,6 +682,7 @@ def run_wrk(
     try:
         cpu_before = cpu_by_pid(server_pids)
         machine_before = machine_busy_seconds()
+        steal_before = steal_seconds()
         started = time.monotonic()
         with out_path.open("wb") as out:
             proc = subprocess.Popen(
@@ -687,6 +701,7 @@ def run_wrk(
         )
         server_cpu = sum(cpu_after[p] - cpu_before.get(p, 0.0) for p in cpu_after)
         machine = machine_busy_seconds() - machine_before
+        steal = steal_seconds() - steal_before
         text = out_path.read_text(errors="replace")
     finally:
         out_path.unlink(missing_ok=True)
@@ -708,6 +723,7 @@ def run_wrk(
         server_cores=server_cpu / elapsed,
         wrk_cores=wrk_cpu / elapsed,
         other_cores=(machine - server_cpu - wrk_cpu) / elapsed,
+        steal_cores=steal / elapsed,
         process_cores=[round(c, 2) for c in per_process if c >= 0.01],
         exhausted=values.get("exhausted", 0),
         extra=values,
@@ -740,6 +756,7 @@ class Options:
     noise: float
     retries: int
     assertion_rate: int
+    rounds: int = 1
     database: str = "SQLite, a file in the temporary home"
 
 
@@ -752,6 +769,7 @@ class Row:
     skipped: str | None = None
     failed: str | None = None
     notes: list[str] = field(default_factory=list)
+    rounds: list[WrkRun] = field(default_factory=list)  # every round's run, in order
 
     @property
     def ok(self) -> bool:
@@ -838,7 +856,7 @@ def run_scenario(
             log(
                 f"  {run.rps:,.0f} req/s  p50 {run.p50_ms:.2f} ms  p99 {run.p99_ms:.2f} ms  "
                 f"server {run.server_cores:.2f} cores  wrk {run.wrk_cores:.2f}  "
-                f"other {run.other_cores:.2f}  non-2xx {run.non2xx}  "
+                f"other {run.other_cores:.2f}  steal {run.steal_cores:.2f}  non-2xx {run.non2xx}  "
                 f"{run.cpu_us_per_request:.0f} µs CPU/req  calibration {speed:,} ES256 signs/s"
             )
             if best is None or run.other_cores < best.other_cores:
@@ -886,29 +904,64 @@ def _fmt_ms(value: float) -> str:
 
 
 def table(rows: Sequence[Row]) -> str:
+    many = any(len(row.rounds) > 1 for row in rows)
     lines = [
         "| scenario | workers | conns | requests/s | p50 | p99 | non-2xx | server CPU (cores) "
-        "| server CPU µs/request | wrk CPU | other load | calibration (ES256 signs/s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server CPU µs/request | wrk CPU | other load | host steal "
+        "| calibration (ES256 signs/s) |"
+        + (" every round: requests/s (p99) | worst vs best |" if many else ""),
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        + ("---|---:|" if many else ""),
     ]
+    blank = " |" * (11 if many else 9)
     for row in rows:
         s = row.scenario
         head = f"| {s.label} | {s.workers} | {row.conns} "
         if row.skipped:
-            lines.append(head + "| skipped (see notes) |" + " |" * 8)
+            lines.append(head + "| skipped (see notes) |" + blank)
         elif row.failed or row.run is None:
-            lines.append(head + "| FAILED (see notes) |" + " |" * 8)
+            lines.append(head + "| FAILED (see notes) |" + blank)
         else:
             r = row.run
             errors = r.non2xx + sum(r.socket_errors.values())
             flag = "" if row.ok else " (!)"
-            lines.append(
+            line = (
                 head
                 + f"| {r.rps:,.0f} | {_fmt_ms(r.p50_ms)} | {_fmt_ms(r.p99_ms)} | {errors}{flag} "
                 f"| {r.server_cores:.2f} | {r.cpu_us_per_request:.0f} | {r.wrk_cores:.2f} "
-                f"| {max(r.other_cores, 0):.2f} | {r.calibration:,} |"
+                f"| {max(r.other_cores, 0):.2f} | {r.steal_cores:.2f} | {r.calibration:,} |"
             )
+            if many:
+                every = ", ".join(f"{x.rps:,.0f} ({_fmt_ms(x.p99_ms)})" for x in row.rounds)
+                rates = [x.rps for x in row.rounds]
+                line += f" {every} | {min(rates) / max(rates) - 1:+.0%} |"
+            lines.append(line)
     return "\n".join(lines)
+
+
+def ratios(rows: Sequence[Row]) -> str | None:
+    """Each scenario's rate over the ES256 JWT client_secret_basic rate with as many workers,
+    per round (the two ran minutes apart in the same round) and the median of those ratios."""
+    base = {r.scenario.workers: r for r in rows if r.scenario.key == "es256" and r.rounds}
+    lines = []
+    for row in rows:
+        ref = base.get(row.scenario.workers)
+        if row is ref or ref is None or len(row.rounds) != len(ref.rounds):
+            continue
+        each = [x.rps / y.rps for x, y in zip(row.rounds, ref.rounds, strict=True) if y.rps]
+        if not each:
+            continue
+        lines.append(
+            f"| {row.scenario.label} | {row.scenario.workers} "
+            f"| {', '.join(f'{v:.2f}' for v in each)} | {statistics.median(each):.2f} |"
+        )
+    if not lines:
+        return None
+    head = [
+        "| scenario | workers | rate / ES256 JWT rate, each round | median |",
+        "|---|---:|---|---:|",
+    ]
+    return "\n".join(head + lines)
 
 
 def notes(rows: Sequence[Row], cpus: Sequence[int], opts: Options) -> list[str]:
@@ -920,7 +973,8 @@ def notes(rows: Sequence[Row], cpus: Sequence[int], opts: Options) -> list[str]:
         "coordinated omission makes p99 indicative).",
         "server CPU = utime+stime of the server's process tree / wall time (1.00 = one core "
         "busy); server CPU µs/request = that CPU time / requests; wrk CPU likewise; other load "
-        "= the rest of the machine during the run.",
+        "= the rest of the machine during the run; host steal = CPU time the hypervisor gave "
+        "to others while this machine's CPUs were ready to run (/proc/stat), in cores.",
         "non-2xx = responses with status >= 400 plus socket errors; all others were 200.",
         f"database: {opts.database}.",
         "calibration = `cryptography` ES256 signatures/s on one server core just before the "
@@ -997,6 +1051,7 @@ def render_markdown(
         "",
         table(rows),
         "",
+        *([ratio, ""] if (ratio := ratios(rows)) else []),
         *[f"- {n}" for n in notes(rows, cpus, opts)],
         "",
     ]
@@ -1041,6 +1096,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="repeat a run if other processes used this many cores (default 0.15)",
     )
     parser.add_argument("--retries", type=int, default=2, help="repeats of a noisy run")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every scenario this many times, alternating (round after round); the table "
+        "reports each scenario's median run and every round's rate",
+    )
     parser.add_argument(
         "--assertion-rate",
         type=int,
@@ -1119,6 +1181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         idle_wait=args.idle_wait,
         noise=args.noise,
         retries=args.retries,
+        rounds=args.rounds,
         assertion_rate=args.assertion_rate,
     )
     if args.database_url is not None:
@@ -1141,6 +1204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(table(rows))
     print()
+    if (ratio := ratios(rows)) is not None:
+        print(ratio)
+        print()
     for note in notes(rows, cpus, opts):
         print(f"- {note}")
     out = args.out or (None if args.quick else DEFAULT_OUT)
@@ -1167,6 +1233,7 @@ def _row_json(row: Row) -> dict[str, Any]:
     if row.run is not None:
         data.update({k: v for k, v in vars(row.run).items()})
         data["rps"] = round(row.run.rps, 1)
+        data["rounds_rps"] = [round(run.rps, 1) for run in row.rounds]
     return data
 
 
@@ -1186,23 +1253,56 @@ def run_all(
     finally:
         probe.stop()
 
-    rows: list[Row] = []
+    by_scenario: dict[str, list[Row]] = {s.name: [] for s in scenarios}
     creds_by_auth: dict[tuple[str, str], Credentials] = {}
-    for scenario in scenarios:
-        reason = scenario.unsupported(doc)
-        if reason is None:
-            try:
-                creds = _credentials_for(scenario, home, secret_creds, creds_by_auth)
-            except BenchError as exc:
-                reason = f"setup failed: {exc}"
-        if reason is not None:
-            log(f"{scenario.name}: skipped ({reason})")
-            rows.append(
-                Row(scenario, opts.conns, placement(scenario.workers, cpus), skipped=reason)
-            )
-            continue
-        rows.append(run_scenario(scenario, home, creds, opts, cpus, reaper))
-    return rows
+    for round_no in range(1, opts.rounds + 1):
+        if opts.rounds > 1:
+            log(f"round {round_no} of {opts.rounds}")
+        for scenario in scenarios:
+            done = by_scenario[scenario.name]
+            if done and (done[0].skipped or done[0].failed):
+                continue
+            reason = scenario.unsupported(doc)
+            if reason is None:
+                try:
+                    creds = _credentials_for(scenario, home, secret_creds, creds_by_auth)
+                except BenchError as exc:
+                    reason = f"setup failed: {exc}"
+            if reason is not None:
+                log(f"{scenario.name}: skipped ({reason})")
+                where = placement(scenario.workers, cpus)
+                done.insert(0, Row(scenario, opts.conns, where, skipped=reason))
+                continue
+            row = run_scenario(scenario, home, creds, opts, cpus, reaper)
+            if row.failed or row.skipped:
+                done.insert(0, row)  # stands for the scenario (median_row)
+            else:
+                done.append(row)
+    return [median_row(by_scenario[s.name]) for s in scenarios]
+
+
+def median_row(rows: Sequence[Row]) -> Row:
+    """One scenario's rounds as one row: a skipped or failed round stands for the scenario;
+    otherwise the round with the median rate (the lower of the two middle ones for an even
+    count), carrying every round's run and every round's notes."""
+    if rows[0].skipped or rows[0].failed or rows[0].run is None:
+        return rows[0]
+    runs = [row.run for row in rows if row.run is not None]
+    ranked = sorted(range(len(rows)), key=lambda i: runs[i].rps)
+    middle = rows[ranked[(len(rows) - 1) // 2]]
+    notes = [note for row in rows for note in row.notes]
+    return Row(
+        middle.scenario,
+        middle.conns,
+        middle.placement,
+        run=middle.run,
+        notes=list(dict.fromkeys(notes)) if len(rows) == 1 else _round_notes(rows),
+        rounds=runs,
+    )
+
+
+def _round_notes(rows: Sequence[Row]) -> list[str]:
+    return [f"round {i}: {note}" for i, row in enumerate(rows, 1) for note in row.notes]
 
 
 def _credentials_for(
