@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,3 +24,19 @@ def tw_server(tw_env: TokenwardEnv) -> Iterator[ServerProcess]:
     """A real ``tokenward serve`` on loopback, one worker, SQLite."""
     with tokenward_server(tw_env) as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_on_a_closed_stream() -> None:
+    """Fails the test that follows one which left a logger writing to a stream pytest has
+    closed (a command run in-process configures logging on capsys's stream): every record
+    after it would be lost with "--- Logging error ---" instead of failing anything."""
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    stale = [
+        logger.name
+        for logger in loggers
+        if isinstance(logger, logging.Logger)
+        for handler in logger.handlers
+        if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False)
+    ]
+    assert not stale, f"an earlier test left these loggers on a closed stream: {stale}"
