@@ -940,26 +940,32 @@ def table(rows: Sequence[Row]) -> str:
 
 
 def ratios(rows: Sequence[Row]) -> str | None:
-    """Each scenario's rate over the ES256 JWT client_secret_basic rate with as many workers,
-    per round (the two ran minutes apart in the same round) and the median of those ratios."""
+    """Each scenario against ES256 JWT with client_secret_basic and as many workers, round by
+    round (the two ran in the same round, at most a minute apart) and the median: the rate over
+    the JWT rate, and the JWT's server CPU per request over the scenario's (the same ratio when
+    CPU is what limits both, and less moved by a host that slows down between two runs)."""
     base = {r.scenario.workers: r for r in rows if r.scenario.key == "es256" and r.rounds}
     lines = []
     for row in rows:
         ref = base.get(row.scenario.workers)
         if row is ref or ref is None or len(row.rounds) != len(ref.rounds):
             continue
-        each = [x.rps / y.rps for x, y in zip(row.rounds, ref.rounds, strict=True) if y.rps]
-        if not each:
+        pairs = list(zip(row.rounds, ref.rounds, strict=True))
+        rate = [x.rps / y.rps for x, y in pairs if y.rps]
+        cpu = [y.cpu_us_per_request / x.cpu_us_per_request for x, y in pairs if x.requests]
+        if not rate or not cpu:
             continue
         lines.append(
             f"| {row.scenario.label} | {row.scenario.workers} "
-            f"| {', '.join(f'{v:.2f}' for v in each)} | {statistics.median(each):.2f} |"
+            f"| {', '.join(f'{v:.2f}' for v in rate)} | {statistics.median(rate):.2f} "
+            f"| {', '.join(f'{v:.2f}' for v in cpu)} | {statistics.median(cpu):.2f} |"
         )
     if not lines:
         return None
     head = [
-        "| scenario | workers | rate / ES256 JWT rate, each round | median |",
-        "|---|---:|---|---:|",
+        "| scenario | workers | rate / JWT rate, each round | median "
+        "| JWT CPU / its CPU per request, each round | median |",
+        "|---|---:|---|---:|---|---:|",
     ]
     return "\n".join(head + lines)
 
@@ -1255,10 +1261,13 @@ def run_all(
 
     by_scenario: dict[str, list[Row]] = {s.name: [] for s in scenarios}
     creds_by_auth: dict[tuple[str, str], Credentials] = {}
+    # In a round, the scenarios with one worker run back to back, then those with two: the
+    # ratios below compare runs a minute apart rather than several.
+    order = sorted(scenarios, key=lambda s: s.workers)
     for round_no in range(1, opts.rounds + 1):
         if opts.rounds > 1:
             log(f"round {round_no} of {opts.rounds}")
-        for scenario in scenarios:
+        for scenario in order:
             done = by_scenario[scenario.name]
             if done and (done[0].skipped or done[0].failed):
                 continue
