@@ -37,7 +37,7 @@ coverage-core:
 	$(BIN)/pytest -q -p no:cacheprovider tests/protocol tests/jose --cov=tokenward.protocol --cov=tokenward.jose --cov-branch --cov-report=term-missing --cov-fail-under=100
 
 pytest:
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=25
 
 docs: setup
 	$(BIN)/python -m tokenward.server.settings > docs/configuration.md
