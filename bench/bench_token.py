@@ -941,7 +941,7 @@ def table(rows: Sequence[Row]) -> str:
 
 def ratios(rows: Sequence[Row]) -> str | None:
     """Each scenario against ES256 JWT with client_secret_basic and as many workers, round by
-    round (the two ran in the same round, at most a minute apart) and the median: the rate over
+    round (the two ran in the same round, a few minutes apart at most) and the median: the rate over
     the JWT rate, and the JWT's server CPU per request over the scenario's (the same ratio when
     CPU is what limits both, and less moved by a host that slows down between two runs)."""
     base = {r.scenario.workers: r for r in rows if r.scenario.key == "es256" and r.rounds}
@@ -1262,7 +1262,7 @@ def run_all(
     by_scenario: dict[str, list[Row]] = {s.name: [] for s in scenarios}
     creds_by_auth: dict[tuple[str, str], Credentials] = {}
     # In a round, the scenarios with one worker run back to back, then those with two: the
-    # ratios below compare runs a minute apart rather than several.
+    # ratios (ratios()) compare runs of one round, closer in time than in the table's order.
     order = sorted(scenarios, key=lambda s: s.workers)
     for round_no in range(1, opts.rounds + 1):
         if opts.rounds > 1:
