@@ -1291,27 +1291,19 @@ def run_all(
 
 
 def median_row(rows: Sequence[Row]) -> Row:
-    """One scenario's rounds as one row: a skipped or failed round stands for the scenario;
-    otherwise the round with the median rate (the lower of the two middle ones for an even
-    count), carrying every round's run and every round's notes."""
-    if rows[0].skipped or rows[0].failed or rows[0].run is None:
-        return rows[0]
+    """One scenario's rounds as one row: a skipped or failed round stands for the scenario
+    (run_all puts it first); otherwise the round with the median rate (the lower of the two
+    middle ones for an even count), carrying every round's run and every round's notes."""
+    first = rows[0]
+    if first.skipped or first.failed or first.run is None or len(rows) == 1:
+        first.rounds = [first.run] if first.run is not None else []
+        return first
     runs = [row.run for row in rows if row.run is not None]
-    ranked = sorted(range(len(rows)), key=lambda i: runs[i].rps)
-    middle = rows[ranked[(len(rows) - 1) // 2]]
-    notes = [note for row in rows for note in row.notes]
+    middle = sorted(rows, key=lambda row: row.run.rps if row.run else 0.0)[(len(rows) - 1) // 2]
+    notes = [f"round {i}: {note}" for i, row in enumerate(rows, 1) for note in row.notes]
     return Row(
-        middle.scenario,
-        middle.conns,
-        middle.placement,
-        run=middle.run,
-        notes=list(dict.fromkeys(notes)) if len(rows) == 1 else _round_notes(rows),
-        rounds=runs,
+        middle.scenario, middle.conns, middle.placement, middle.run, notes=notes, rounds=runs
     )
-
-
-def _round_notes(rows: Sequence[Row]) -> list[str]:
-    return [f"round {i}: {note}" for i, row in enumerate(rows, 1) for note in row.notes]
 
 
 def _credentials_for(
