@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.logs import loggers_on_a_closed_stream
 from tests.support.tokenward_server import ServerProcess, TokenwardEnv, tokenward_server
 
 pytest_plugins = ["tests.support.pg_fixtures"]
@@ -31,12 +31,5 @@ def _no_log_handler_on_a_closed_stream() -> None:
     """Fails the test that follows one which left a logger writing to a stream pytest has
     closed (a command run in-process configures logging on capsys's stream): every record
     after it would be lost with "--- Logging error ---" instead of failing anything."""
-    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
-    stale = [
-        logger.name
-        for logger in loggers
-        if isinstance(logger, logging.Logger)
-        for handler in logger.handlers
-        if isinstance(handler, logging.StreamHandler) and getattr(handler.stream, "closed", False)
-    ]
+    stale = loggers_on_a_closed_stream()
     assert not stale, f"an earlier test left these loggers on a closed stream: {stale}"

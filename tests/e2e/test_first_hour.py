@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import secrets
 import socket
@@ -29,6 +28,7 @@ import httpx
 import pytest
 
 from tests.support.live import free_port
+from tests.support.logs import loggers_restored
 from tests.support.tokenward_server import (
     LoggedProcess,
     ServerProcess,
@@ -304,36 +304,13 @@ def cli_env(tw_env: TokenwardEnv, monkeypatch: pytest.MonkeyPatch) -> TokenwardE
     return tw_env
 
 
-#: The loggers a server command configures (``events.configure_logging``).
-_CONFIGURED_LOGGERS = ("tokenward", "uvicorn", "uvicorn.error", "uvicorn.access")
-
-
-@contextlib.contextmanager
-def _loggers_restored() -> Iterator[None]:
-    """A command run in-process (``serve``) points the ``tokenward`` and uvicorn loggers at
-    ``sys.stderr``, here capsys's stream, which pytest closes after the test: any later test's
-    log record (an in-process server's audit batch) then failed with "I/O operation on closed
-    file". Put back what the loggers had."""
-    saved = [
-        (logger, logger.handlers[:], logger.level, logger.propagate, logger.disabled)
-        for logger in map(logging.getLogger, _CONFIGURED_LOGGERS)
-    ]
-    try:
-        yield
-    finally:
-        for logger, handlers, level, propagate, disabled in saved:
-            logger.handlers[:] = handlers
-            logger.setLevel(level)
-            logger.propagate, logger.disabled = propagate, disabled
-
-
 def _run(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     args: tuple[str, ...],
     variables: dict[str, str],
 ) -> subprocess.CompletedProcess[str]:
-    with monkeypatch.context() as scoped, _loggers_restored():
+    with monkeypatch.context() as scoped, loggers_restored():
         for name, value in variables.items():
             scoped.setenv(name, value)
         code = 0

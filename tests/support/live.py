@@ -30,9 +30,8 @@ class LiveServer:
     def __init__(self, app: Any, *, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        # log_config=None: uvicorn's default configuration would bind its loggers to the
-        # sys.stderr of this moment, which pytest closes after the test ("Logging error ...
-        # I/O operation on closed file" when a later test logs).
+        # log_config=None: uvicorn's default configuration would reconfigure the process's
+        # logging, its loggers bound to the sys.stderr of that moment (tests/support/logs.py).
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
