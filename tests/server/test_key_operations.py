@@ -145,21 +145,32 @@ def test_key_commands_through_the_cli(tw_env: TokenwardEnv) -> None:
     server)."""
     tw_env.cli("apis", "create", "--identifier", API, "--name", "A", "--scope", "read")
     (bad,) = [k["kid"] for k in tw_env.cli_json("keys", "list")]
-    refused = tw_env.cli("keys", "delete", "--", bad, check=False)
+    refused = tw_env.cli("keys", "delete", bad, check=False)
     assert refused.returncode == 1
     assert refused.stderr.strip() == f"error: key {bad} is signing (active): retire it first"
-    retired = tw_env.cli("keys", "retire", "--", bad)
+    retired = tw_env.cli("keys", "retire", bad)
     assert retired.stdout.startswith(f"retired ES256 key {bad}: published until ")
-    refused = tw_env.cli("keys", "delete", "--", bad, check=False)
+    refused = tw_env.cli("keys", "delete", bad, check=False)
     assert refused.returncode == 1
     assert "may be valid until" in refused.stderr
     assert refused.stderr.rstrip().endswith("(--force)")
-    assert tw_env.cli("keys", "delete", "--force", "--", bad).stdout.strip() == (
+    assert tw_env.cli("keys", "delete", bad, "--force").stdout.strip() == (
         f"deleted key {bad} (forced)"
     )
     keys = tw_env.cli_json("keys", "list")
     assert [k["state"] for k in keys] == ["active"]
     assert bad not in {k["kid"] for k in keys}
+
+
+@pytest.mark.parametrize("kid", ["-hTG1njqk7WNetaXAr__fX-zwqGhLQ2ZiHhHL2mY", "--SzdgTG1njqk7WNe"])
+def test_a_kid_that_begins_with_a_dash_is_a_kid(tw_env: TokenwardEnv, kid: str) -> None:
+    """One RFC 7638 thumbprint in 64 begins with "-": retire and delete take it as the kid, not
+    as options (before: "No such option: -S", or the help for "-h...", exit status 0)."""
+    tw_env.cli("apis", "create", "--identifier", API, "--name", "A", "--scope", "read")
+    for args in (("retire", kid), ("delete", kid, "--force"), ("delete", "--force", kid)):
+        result = tw_env.cli("keys", *args, check=False)
+        assert (result.returncode, result.stdout) == (2, "")
+        assert result.stderr.strip() == f"error: key {kid} not found"
 
 
 def test_a_key_ring_serves_the_keys_it_can_read() -> None:

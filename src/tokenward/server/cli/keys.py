@@ -14,6 +14,12 @@ __all__ = ["app"]
 
 app = group("Signing keys: list, rotate, retire, delete.")
 
+#: For the commands that take a kid. A kid is an RFC 7638 thumbprint, base64url: one in 64
+#: begins with "-", which the parser took for options ("No such option: -S"), or for ``-h``
+#: when an "h" followed. Such a command knows only long options, and an argument that is not
+#: one of them is the kid.
+KID_COMMAND = {"ignore_unknown_options": True, "help_option_names": ["--help"]}
+
 
 @app.command("list")
 def list_(as_json: JsonOpt = False) -> None:
@@ -47,7 +53,7 @@ def rotate(
     emit(key, as_json, [line])
 
 
-@app.command("retire")
+@app.command("retire", context_settings=KID_COMMAND)
 def retire(kid: str, as_json: JsonOpt = False) -> None:
     """Stop signing with a key now; its successor signs at once. It stays published until
     every token it signed has expired (then `keys delete`, or the automatic upkeep, removes
@@ -57,7 +63,7 @@ def retire(kid: str, as_json: JsonOpt = False) -> None:
     emit(key, as_json, [line])
 
 
-@app.command("delete")
+@app.command("delete", context_settings=KID_COMMAND)
 def delete(
     kid: str,
     force: Annotated[
