@@ -201,7 +201,7 @@ class KeyRing:
             return
         log.error(
             "signing key %s (%s) is not used: %s; restore the key-encryption key it was "
-            "created with, or remove it with `tokenward keys delete --force -- %s`",
+            "created with, or remove it with `tokenward keys delete --force %s`",
             row.kid,
             row.alg,
             cause,
