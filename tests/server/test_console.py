@@ -6,6 +6,7 @@ statistics behind the overview, and the admin layer's audit trail naming the ope
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from pydantic import SecretStr
 from starlette.routing import Route
 
 from tests.server.harness import InProcess, in_process, make_settings
+from tests.support.clock import FakeClock
 from tokenward.server.admin.console import console_routes
 from tokenward.server.admin.schemas import (
     ApiCreate,
@@ -347,6 +349,26 @@ async def test_token_outcomes_reach_the_overview_off_the_request_path(tw: InProc
     page = await tw.http.get("/admin/")
     assert "Last hour, per minute: 3 tokens issued, 3 failures" in page.text
     assert "unregistered client ids" in page.text
+
+
+async def test_outcomes_are_counted_by_the_servers_clock(tmp_path: Path) -> None:
+    """The audit events carry the time of the server's clock, the one the charts end at: with
+    the clock two hours behind the wall, a token issued now is in its last hour (stamped by the
+    wall clock, it fell outside the chart, as when a test's minute ended mid-test)."""
+    clock = FakeClock(time.time() - 7200)
+    async with in_process(make_settings(tmp_path), clock=clock, loops=False) as tw:
+        spec = ClientCreate(name="billing", client_id="billing", scopes=["read"])
+        await tw.admin.create_api(
+            ApiCreate(identifier="https://api.example", name="Ex", scopes=["read"]), actor="t"
+        )
+        await tw.admin.create_client(spec, actor="test")
+        created = await tw.admin.add_secret("billing", SecretCreate(label="t"), actor="test")
+        assert (await tw.token(auth=("billing", created.client_secret))).status_code == 200
+        assert (await tw.token(auth=("billing", "wrong"))).status_code == 401
+        await tw.server.audit.flush()
+        last_hour = (await tw.server.usage.overview()).last_hour
+        assert (last_hour.total_issued, last_hour.total_failed) == (1, 1)
+        assert last_hour.issued[-1] == 1  # the clock's current minute
 
 
 async def test_the_console_can_be_turned_off(tmp_path: Path) -> None:

@@ -137,6 +137,7 @@ def build_server(
         enabled=settings.audit_log or settings.metrics,
         log=settings.audit_log,
         timing=settings.metrics,
+        clock=clock,
     )
     keyring = KeyRing(server_secrets.encryptor, max_token_ttl=settings.max_token_ttl)
     registry = RegistryCache(

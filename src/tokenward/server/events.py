@@ -111,10 +111,20 @@ class AuditBuffer:
 
     ``log``: the audit log is one of the sinks. ``timing``: the POST handler's request
     durations are kept too (:meth:`timed`), for the metrics sink (:meth:`drain_timings`).
+    ``clock``: the server's clock stamps each event's ``at``, the time the usage charts bucket
+    it by and the token's ``iat`` is read from.
     """
 
-    def __init__(self, *, enabled: bool, log: bool = True, timing: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        enabled: bool,
+        log: bool = True,
+        timing: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.enabled = enabled
+        self._clock = clock
         self.timing = timing
         self._events: list[dict[str, Any]] = []
         self._timings: defaultdict[str, list[float]] = defaultdict(list)
@@ -128,7 +138,7 @@ class AuditBuffer:
                 _with_request(
                     {
                         "event": "token.issued",
-                        "at": time.time(),
+                        "at": self._clock(),
                         "client_id": client_id,
                         "scope": " ".join(sorted(scopes)),
                         "aud": audience,
@@ -154,7 +164,7 @@ class AuditBuffer:
                 _with_request(
                     {
                         "event": f"{endpoint}.failed",
-                        "at": time.time(),
+                        "at": self._clock(),
                         "client_id": client_id,
                         "error": error,
                         "reason": reason,
@@ -167,7 +177,7 @@ class AuditBuffer:
 
     def record(self, event: str, **fields: Any) -> None:
         if self.enabled:
-            self._events.append(_with_request({"event": event, "at": time.time(), **fields}))
+            self._events.append(_with_request({"event": event, "at": self._clock(), **fields}))
 
     def timed(self, endpoint: str, seconds: float) -> None:
         """One request's duration (from the POST handler); kept only when metrics are on."""
