@@ -7,6 +7,9 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
+# pytest processes (pytest-xdist): the suite's tests start their own servers, databases and
+# ports, so they run side by side; TEST_PROCESSES=0 runs them in this one process.
+TEST_PROCESSES ?= 2
 
 .PHONY: serve test check lint typecheck layers coverage-core pytest bench docs setup screenshots
 
@@ -37,7 +40,7 @@ coverage-core:
 	$(BIN)/pytest -q -p no:cacheprovider tests/protocol tests/jose --cov=tokenward.protocol --cov=tokenward.jose --cov-branch --cov-report=term-missing --cov-fail-under=100
 
 pytest:
-	$(BIN)/pytest -q -p no:cacheprovider --durations=25
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_PROCESSES) --durations=25
 
 docs: setup
 	$(BIN)/python -m tokenward.server.settings > docs/configuration.md
