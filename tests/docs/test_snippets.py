@@ -75,6 +75,7 @@ def test_the_page_runs(
             if expected is not None and not matches(substitute(expected, ports), output):
                 pytest.fail(
                     f"{name}:{block.line} printed\n{output}\nnot what the page shows:\n{expected}"
+                    f"\n-- server log --\n{server.log()[-3000:]}"
                 )
     finally:
         session.close()
