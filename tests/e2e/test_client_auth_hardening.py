@@ -38,6 +38,7 @@ from tests.e2e.helpers import audit_events, until
 from tests.support.tokenward_server import ServerProcess, TokenwardEnv, tokenward_server
 from tokenward.client import ClientKey
 from tokenward.client._assertion import ASSERTION_TYPE, client_assertion
+from tokenward.protocol.params import MAX_BODY_BYTES
 
 API = "https://api.example.com"
 FORM = {"grant_type": "client_credentials", "scope": "read"}
@@ -418,6 +419,67 @@ def test_finding4_a_trickled_body_is_408_and_closed(live: Live) -> None:
     assert b'"error_description":"request body not received in time"' in answer
     assert b"connection: close" in answer.lower()
     assert elapsed < 8  # the 1.5 s limit, not the 10 s the whole body would take
+
+
+def _head(content_type: str, length: int) -> bytes:
+    return b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n" % (
+        content_type.encode(),
+        length,
+    )
+
+
+def _answer(sock: socket.socket) -> bytes:
+    """One answer whose body is JSON with a Content-Length (every answer of /token)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def test_a_refusal_waits_for_the_body_and_keeps_the_connection(live: Live) -> None:
+    """A body sent after the head (as httpx does, in a second write) is read before a refusal
+    seen in the head alone. Before: the 400 left at once and the connection closed under the
+    body still arriving, so the client could read a reset instead of the answer (a flaky
+    failure of test_no_input_gets_a_5xx under load)."""
+    body = b"grant_type=client_credentials"
+    host, port = live.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(_head("application/x-www-form-urlencoded; charset=latin-1", len(body)))
+        sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            sock.recv(65536)  # no answer before the body
+        sock.settimeout(10)
+        sock.sendall(body)
+        first = _answer(sock)
+        assert first.startswith(b"HTTP/1.1 400 "), first
+        assert b"only UTF-8 is accepted" in first
+        assert b"connection: close" not in first.lower()
+        sock.sendall(_head("application/x-www-form-urlencoded", len(body)) + body)
+        second = _answer(sock)  # the same connection serves the next request
+        assert second.startswith(b"HTTP/1.1 401 "), second
+
+
+def test_a_body_over_the_limit_is_answered_and_drained_not_reset(live: Live) -> None:
+    """A declared length over the limit is refused at once (413); what the client sends after
+    the answer is read and dropped, then the server closes: the client reads the whole 413
+    and an end of stream, never a reset."""
+    too_big = 64 * MAX_BODY_BYTES  # 1 MiB: more than the server reads before it answers
+    host, port = live.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        # Head and body in one go: the server answers with most of the body unread. Before:
+        # it closed at once, the kernel answered the unread data with a reset, and the
+        # client read ECONNRESET (the 413 itself is lost when the reset comes first).
+        sock.sendall(_head("application/x-www-form-urlencoded", too_big) + b"a" * too_big)
+        answer = _answer(sock)
+        assert answer.startswith(b"HTTP/1.1 413 "), answer
+        rest = b""
+        while chunk := sock.recv(65536):
+            rest += chunk
+        assert rest == b""  # then the end of the stream
 
 
 def test_finding4_a_slow_header_is_408(live: Live) -> None:

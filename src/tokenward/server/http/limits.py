@@ -17,14 +17,16 @@ adds, per connection:
   says so (``BODY_DEADLINE``), and the POST endpoints then skip their own timer and audit the
   timeout (``transport.read_body``);
 * a body nobody waits for: once the answer is sent, a request whose body has not fully
-  arrived closes the connection instead of reading the rest;
+  arrived closes the connection (a lingering close, below) instead of reading the rest;
 * a full server: past uvicorn's ``limit_concurrency`` (``max_concurrent_connections``) uvicorn
   answers ``503`` in plain text; here the answer is ``503 temporarily_unavailable`` in JSON
   with ``Retry-After`` (RFC 9110 §15.6.4: the server "MAY send a Retry-After header field").
 
-A refused connection is closed the way nginx does it ("lingering close"): the answer is sent,
-then the write side is shut and whatever the client still sends is read and dropped for up to
-``LINGER_SECONDS``, so the client reads the answer instead of a connection reset.
+A refused connection, and one answered while its body was still arriving, is closed the way
+nginx does it ("lingering close"): the answer is sent, then the write side is shut and
+whatever the client still sends is read and dropped for up to ``LINGER_SECONDS``, so the
+client reads the answer instead of a connection reset (a socket closed with unread input
+sends a reset, which can reach the client before it has read the answer).
 
 Answers are JSON, ``{"error": "invalid_request", "error_description": ...}``, like every
 error of the POST endpoints. The limits are the settings of the application uvicorn serves
@@ -260,6 +262,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()  # an answer is under way: no second one
             return
         self.transport.write(_answer(status, description))
+        self._close_lingering()
+
+    def _close_lingering(self) -> None:
+        """Shut the write side after what was written; drop what still arrives (``_rejected``)
+        until the client closes or ``LINGER_SECONDS`` have passed."""
+        self._rejected = True
+        self.flow.resume_reading()  # drained, not left to fill the socket and end in a reset
         if not self.transport.can_write_eof():
             self.transport.close()
             return
@@ -277,6 +286,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         if self.cycle is not None and self.cycle.more_body and not self.transport.is_closing():
-            self.transport.close()
+            self._cancel_body_timer()
+            self._close_lingering()
             return
         super().on_response_complete()

@@ -263,19 +263,25 @@ async def read_params(
     json_body: bool,
     body_seconds: float | None = None,
 ) -> tuple[bytes | None, dict[str, str]]:
-    """Validate transport and parse the body of a token, introspection or revocation call."""
+    """Validate transport and parse the body of a token, introspection or revocation call.
+
+    The body (at most ``MAX_BODY_BYTES``) is read before any refusal, so the answer comes
+    after the request and the connection stays usable: answered while its body was still
+    arriving, a connection is closed (``limits.py``), and a client that sent the body
+    after the head could read a reset instead of the answer. Only a declared length over
+    the limit is refused at once."""
+    if head.content_length is not None and head.content_length > MAX_BODY_BYTES:
+        raise BodyTooLarge(reason="content-length over limit")
+    body = await read_body(scope, receive, seconds=body_seconds)
     query: bytes = scope.get("query_string", b"")
     if query and _credentials_in(query):
         # RFC 6749 §2.3.1: credentials "MUST NOT be included in the request URI".
         raise InvalidRequest("credentials must not be sent in the URL", reason="query creds")
     if head.authorization_count > 1:
         raise InvalidRequest("only one Authorization header", reason="two auth headers")
-    if head.content_length is not None and head.content_length > MAX_BODY_BYTES:
-        raise BodyTooLarge(reason="content-length over limit")
     media, charset = _media_type(head.content_type)
     if charset not in (None, b"utf-8"):
         raise InvalidRequest("only UTF-8 is accepted", reason="charset")
-    body = await read_body(scope, receive, seconds=body_seconds)
     if media == b"application/x-www-form-urlencoded":
         return head.authorization, parse_form(body)
     if media == b"application/json" and json_body:
