@@ -5,6 +5,8 @@ with ``--workers 2`` successive requests are spread over the worker processes)."
 from __future__ import annotations
 
 import json
+import re
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,3 +80,20 @@ def audit_events(log: str) -> list[dict[str, Any]]:
         if record.get("logger") == "tokenward.audit" and "audit" in record:
             events.append(record["audit"])
     return events
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One HTTP/1.1 answer read from a raw socket: its head and its Content-Length body (what
+    has arrived if the server closes first)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    found = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
+    length = int(found[1]) if found else 0
+    while len(body) < length and (chunk := sock.recv(65536)):
+        body += chunk
+    return head + b"\r\n\r\n" + body

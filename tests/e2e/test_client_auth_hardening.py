@@ -34,7 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from joserfc.jwk import ECKey
 
-from tests.e2e.helpers import audit_events, until
+from tests.e2e.helpers import audit_events, read_response, until
 from tests.support.tokenward_server import ServerProcess, TokenwardEnv, tokenward_server
 from tokenward.client import ClientKey
 from tokenward.client._assertion import ASSERTION_TYPE, client_assertion
@@ -428,18 +428,6 @@ def _head(content_type: str, length: int) -> bytes:
     )
 
 
-def _answer(sock: socket.socket) -> bytes:
-    """One answer whose body is JSON with a Content-Length (every answer of /token)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(65536)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
-    while len(body) < length:
-        body += sock.recv(65536)
-    return head + b"\r\n\r\n" + body
-
-
 def test_a_refusal_waits_for_the_body_and_keeps_the_connection(live: Live) -> None:
     """A body sent after the head (as httpx does, in a second write) is read before a refusal
     seen in the head alone. Before: the 400 left at once and the connection closed under the
@@ -454,12 +442,12 @@ def test_a_refusal_waits_for_the_body_and_keeps_the_connection(live: Live) -> No
             sock.recv(65536)  # no answer before the body
         sock.settimeout(10)
         sock.sendall(body)
-        first = _answer(sock)
+        first = read_response(sock)
         assert first.startswith(b"HTTP/1.1 400 "), first
         assert b"only UTF-8 is accepted" in first
         assert b"connection: close" not in first.lower()
         sock.sendall(_head("application/x-www-form-urlencoded", len(body)) + body)
-        second = _answer(sock)  # the same connection serves the next request
+        second = read_response(sock)  # the same connection serves the next request
         assert second.startswith(b"HTTP/1.1 401 "), second
 
 
@@ -474,7 +462,7 @@ def test_a_body_over_the_limit_is_answered_and_drained_not_reset(live: Live) -> 
         # it closed at once, the kernel answered the unread data with a reset, and the
         # client read ECONNRESET (the 413 itself is lost when the reset comes first).
         sock.sendall(_head("application/x-www-form-urlencoded", too_big) + b"a" * too_big)
-        answer = _answer(sock)
+        answer = read_response(sock)
         assert answer.startswith(b"HTTP/1.1 413 "), answer
         rest = b""
         while chunk := sock.recv(65536):

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.e2e.helpers import read_response
 from tests.server.harness import jwt_parts
 from tests.support.procfs import children, client_ports_by_pid, holds_sockets, listeners, wait_for
 from tests.support.tokenward_server import ServerProcess, TokenwardEnv, tokenward_server
@@ -34,21 +35,6 @@ def http_get(sock: socket.socket, path: str) -> bytes:
     """One keep-alive request on ``sock``; the whole response."""
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
     return read_response(sock)
-
-
-def read_response(sock: socket.socket) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            return data
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    found = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
-    length = int(found[1]) if found else 0
-    while len(body) < length:
-        body += sock.recv(4096)
-    return data
 
 
 @pytest.fixture
