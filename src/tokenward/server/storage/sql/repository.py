@@ -23,6 +23,7 @@ from tokenward.server.storage.sql import tables as t
 from tokenward.server.storage.sql.group_commit import GroupCommit
 from tokenward.server.storage.sql.migrate import ensure_sqlite_dir
 from tokenward.server.storage.sql.notify import CHANNEL, PgRegistryChanges
+from tokenward.server.storage.sql.writer import WriterThread
 from tokenward.server.stores import (
     AuditQuery,
     AuditRecord,
@@ -58,9 +59,13 @@ def create_engine_for(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         ensure_sqlite_dir(url)
         engine = create_async_engine(url)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        _sqlite_connect_pragmas(engine.sync_engine)
         return engine
     return create_async_engine(url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+
+
+def _sqlite_connect_pragmas(engine: sa.Engine) -> None:
+    event.listen(engine, "connect", _sqlite_pragmas)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -159,12 +164,13 @@ class Repository:
         self, engine: AsyncEngine, *, batch_delay: float = 0.002, batch_rows: int = 256
     ) -> None:
         self.engine = engine
-        c = t.used_assertions.c
-        # Built once: with the rows as executemany parameters it compiles once (SQLAlchemy's
-        # "insertmanyvalues" renders one multi-row INSERT per batch), not once per batch.
-        self._use_jti = (
-            self._insert(t.used_assertions).on_conflict_do_nothing().returning(c.client_id, c.jti)
-        )
+        self._placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._use_jti_sqls: dict[int, str] = {}
+        # The group commit's transactions, each run whole on a thread of its own (writer.py).
+        if engine.dialect.name == "sqlite":
+            self._writes = WriterThread(engine.url, configure=_sqlite_connect_pragmas)
+        else:
+            self._writes = WriterThread(engine.url, pool_size=1, max_overflow=0, pool_pre_ping=True)
         self._assertions = GroupCommit[AssertionRow, bool](
             self.use_assertions, delay=batch_delay, max_rows=batch_rows
         )
@@ -183,6 +189,7 @@ class Repository:
         return sqlite.insert(table)
 
     async def close(self) -> None:
+        await self._writes.close()
         await self.engine.dispose()
 
     # -- registry version -------------------------------------------------------------------
@@ -536,17 +543,37 @@ class Repository:
         first: dict[tuple[str, str], int] = {}
         for index, (client_id, jti, _) in enumerate(rows):
             first.setdefault((client_id, jti), index)
-        values = [
-            {"client_id": rows[i][0], "jti": rows[i][1], "expires_at": rows[i][2]}
-            for i in first.values()
-        ]
-        async with self.engine.begin() as conn:
-            result = await conn.execute(self._use_jti, values)  # one multi-row INSERT
-            inserted = {(r.client_id, r.jti) for r in result.all()}
+        params = [value for i in first.values() for value in rows[i]]
+        sql = self._use_jti_sql(len(first))
+
+        def insert(conn: sa.Connection) -> set[tuple[str, str]]:
+            # The driver's own cursor: SQLAlchemy's execution costs more than SQLite's work.
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(sql, params)
+                return {(client_id, jti) for client_id, jti in cursor.fetchall()}
+            finally:
+                cursor.close()
+
+        inserted = await self._writes.transaction(insert)
         return [
             first[(client_id, jti)] == index and (client_id, jti) in inserted
             for index, (client_id, jti, _) in enumerate(rows)
         ]
+
+    def _use_jti_sql(self, rows: int) -> str:
+        """``INSERT`` of ``rows`` used ``jti``\\ s that returns the keys it inserted; the
+        same statement on SQLite and PostgreSQL, one text per batch size."""
+        sql = self._use_jti_sqls.get(rows)
+        if sql is None:
+            one = "(" + ", ".join([self._placeholder] * 3) + ")"
+            # Only placeholders are joined in: every value is a bound parameter.
+            sql = self._use_jti_sqls[rows] = (
+                "INSERT INTO used_assertions (client_id, jti, expires_at) VALUES "  # noqa: S608
+                + ", ".join([one] * rows)
+                + " ON CONFLICT DO NOTHING RETURNING client_id, jti"
+            )
+        return sql
 
     async def revoke_jti(self, jti: str, *, client_id: str, expires_at: int) -> None:
         """Deny-list a JWT access token until it expires (idempotent)."""
@@ -572,8 +599,11 @@ class Repository:
             {"digest": d, "client_id": c, "claims": claims, "expires_at": e}
             for d, c, claims, e in rows
         ]
-        async with self.engine.begin() as conn:
-            await conn.execute(sa.insert(t.opaque_tokens), values)
+
+        def insert(conn: sa.Connection) -> None:
+            conn.execute(sa.insert(t.opaque_tokens), values)
+
+        await self._writes.transaction(insert)
         return [None] * len(rows)
 
     async def find_opaque(self, digest: str) -> dict[str, Any] | None:

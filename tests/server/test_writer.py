@@ -1,0 +1,84 @@
+"""The token path's write transactions on their own thread (``storage/sql/writer.py``).
+
+A transaction runs whole off the event loop, is committed (visible to the async engine's
+reads) when its caller resumes, rolls back entirely when it fails, and the thread and its
+engine start only at the first transaction (never in a process that forks workers later);
+on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from tokenward.server.storage.sql import tables as t
+from tokenward.server.storage.sql.migrate import upgrade
+from tokenward.server.storage.sql.repository import Repository
+from tokenward.server.storage.sql.writer import WriterThread
+
+pytestmark = pytest.mark.anyio
+
+
+def _writes(repo: Repository) -> WriterThread:
+    writes = repo._writes  # the writer under test is the repository's own
+    assert isinstance(writes, WriterThread)
+    return writes
+
+
+def _thread_names() -> set[str]:
+    return {thread.name for thread in threading.enumerate()}
+
+
+async def test_a_transaction_runs_off_the_loop_and_is_visible_when_it_returns(
+    repo: Repository,
+) -> None:
+    loop_thread = threading.current_thread()
+
+    def insert(conn: sa.Connection) -> threading.Thread:
+        conn.execute(sa.insert(t.used_assertions).values(client_id="c1", jti="j1", expires_at=9))
+        return threading.current_thread()
+
+    ran_on = await _writes(repo).transaction(insert)
+    assert ran_on is not loop_thread
+    assert ran_on.name.startswith("tokenward-writes")
+    # Read through the async engine, another connection: the row was committed.
+    assert await repo.use_assertions([("c1", "j1", 9)]) == [False]
+
+
+async def test_a_failed_transaction_writes_nothing_and_the_next_one_works(
+    repo: Repository,
+) -> None:
+    def insert_then_fail(conn: sa.Connection) -> None:
+        conn.execute(sa.insert(t.used_assertions).values(client_id="c1", jti="lost", expires_at=9))
+        raise RuntimeError("the batch failed after its first row")
+
+    with pytest.raises(RuntimeError, match="batch failed"):
+        await _writes(repo).transaction(insert_then_fail)
+    assert await repo.use_assertions([("c1", "lost", 9), ("c1", "kept", 9)]) == [True, True]
+    assert await repo.use_assertions([("c1", "kept", 9)]) == [False]
+
+
+async def test_opaque_tokens_written_on_the_thread_are_found_at_once(repo: Repository) -> None:
+    claims = {"sub": "c1", "scope": "read", "aud": "https://api.example"}
+    await repo.store_opaque("digest-1", client_id="c1", claims=claims, expires_at=9)
+    assert await repo.find_opaque("digest-1") == claims
+
+
+async def test_nothing_starts_before_the_first_transaction_and_close_stops_it(
+    db_url: str,
+) -> None:
+    assert upgrade(db_url)
+    repo = Repository.from_url(db_url)
+    before = _thread_names()
+    try:
+        await repo.version()  # a read through the async engine starts no writer
+        assert not any(name.startswith("tokenward-writes") for name in _thread_names() - before)
+        assert await repo.use_assertions([("c1", "j1", 9)]) == [True]
+        assert any(name.startswith("tokenward-writes") for name in _thread_names())
+    finally:
+        await repo.close()
+    # Closed, then used again (a CLI command after a server stopped): it starts afresh.
+    assert await repo.use_assertions([("c1", "j2", 9)]) == [True]
+    await repo.close()
