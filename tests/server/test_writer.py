@@ -8,13 +8,16 @@ on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from tokenward.server.storage.sql import tables as t
-from tokenward.server.storage.sql.migrate import upgrade
+from tokenward.server.storage.sql.migrate import sync_url, upgrade
 from tokenward.server.storage.sql.repository import Repository
 from tokenward.server.storage.sql.writer import WriterThread
 
@@ -82,3 +85,28 @@ async def test_nothing_starts_before_the_first_transaction_and_close_stops_it(
     # Closed, then used again (a CLI command after a server stopped): it starts afresh.
     assert await repo.use_assertions([("c1", "j2", 9)]) == [True]
     await repo.close()
+
+
+async def test_a_stuck_transaction_delays_close_a_bounded_time_and_never_the_exit(
+    db_url: str,
+) -> None:
+    """A database that stops answering mid-transaction must not hang a graceful stop: close
+    waits ``close_wait`` at most, and the thread is a daemon, so the process can exit."""
+    writes = WriterThread(make_url(sync_url(db_url)), close_wait=0.2)
+    release = threading.Event()
+
+    def stuck(conn: sa.Connection) -> threading.Thread:
+        conn.execute(sa.text("SELECT 1"))
+        release.wait(10)
+        return threading.current_thread()
+
+    pending = asyncio.create_task(writes.transaction(stuck))
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    await writes.close()
+    assert time.monotonic() - started < 2
+    release.set()
+    ran_on = await pending  # handed over before the close: still answered
+    assert ran_on.daemon
+    ran_on.join(5)  # then the thread stops
+    assert not ran_on.is_alive()

@@ -14,9 +14,11 @@ The async engine stays for everything else (reads, admin writes, the audit trail
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
@@ -24,6 +26,11 @@ from sqlalchemy.engine import URL
 __all__ = ["WriterThread", "sync_driver"]
 
 T = TypeVar("T")
+
+#: A transaction to run: the loop and future to answer, and the work (None: stop the thread).
+_Job: TypeAlias = tuple[
+    asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[sa.Connection], Any] | None
+]
 
 
 def sync_driver(url: URL) -> URL:
@@ -35,41 +42,87 @@ def sync_driver(url: URL) -> URL:
 
 class WriterThread:
     """Runs ``work(connection)`` in one transaction on its own thread; the engine and the
-    thread start at the first transaction (after a worker forked, never before)."""
+    thread start at the first transaction (after a worker forked, never before).
+
+    The thread is a daemon and :meth:`close` waits for it a bounded time: a transaction stuck
+    on an unreachable database can delay neither a graceful stop nor the process's exit."""
 
     def __init__(
-        self, url: URL, *, configure: Callable[[sa.Engine], None] | None = None, **options: Any
+        self,
+        url: URL,
+        *,
+        configure: Callable[[sa.Engine], None] | None = None,
+        close_wait: float = 5.0,
+        **options: Any,
     ) -> None:
         self._url = sync_driver(url)
+        self._close_wait = close_wait
         self._configure = configure
         self._options = options
-        self._engine: sa.Engine | None = None
-        self._thread: ThreadPoolExecutor | None = None
+        self._jobs: queue.SimpleQueue[_Job] | None = None
 
     async def transaction(self, work: Callable[[sa.Connection], T]) -> T:
         """The result of ``work``, once its transaction committed; its error otherwise."""
-        if self._thread is None or self._engine is None:
-            self._engine = sa.create_engine(self._url, **self._options)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._started().put((loop, future, work))
+        return await future
+
+    def _started(self) -> queue.SimpleQueue[_Job]:
+        if self._jobs is None:
+            engine = sa.create_engine(self._url, **self._options)
             if self._configure is not None:
-                self._configure(self._engine)
-            self._thread = ThreadPoolExecutor(1, thread_name_prefix="tokenward-writes")
-        engine = self._engine
-        return await asyncio.get_running_loop().run_in_executor(
-            self._thread, _in_transaction, engine, work
-        )
+                self._configure(engine)
+            self._jobs = queue.SimpleQueue()
+            threading.Thread(
+                target=_serve, args=(engine, self._jobs), name="tokenward-writes", daemon=True
+            ).start()
+        return self._jobs
 
     async def close(self) -> None:
-        """Close the engine's connections on the thread, after any transaction under way."""
-        thread, engine = self._thread, self._engine
-        self._thread = self._engine = None
-        if thread is None or engine is None:
+        """Stop the thread after the transactions already handed to it, and close the
+        engine's connections; wait for that at most ``close_wait`` seconds."""
+        jobs, self._jobs = self._jobs, None
+        if jobs is None:
+            return
+        loop = asyncio.get_running_loop()
+        stopped: asyncio.Future[None] = loop.create_future()
+        jobs.put((loop, stopped, None))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopped, self._close_wait)
+
+
+def _serve(engine: sa.Engine, jobs: queue.SimpleQueue[_Job]) -> None:
+    """The thread: one transaction per job, in order, until the stop job."""
+    while True:
+        loop, future, work = jobs.get()
+        if work is None:
+            engine.dispose()
+            _answer(loop, future, None, None)
             return
         try:
-            await asyncio.get_running_loop().run_in_executor(thread, engine.dispose)
-        finally:
-            thread.shutdown(wait=False)
+            with engine.begin() as conn:
+                result = work(conn)
+        except Exception as exc:
+            _answer(loop, future, None, exc)
+        else:
+            _answer(loop, future, result, None)
 
 
-def _in_transaction(engine: sa.Engine, work: Callable[[sa.Connection], T]) -> T:
-    with engine.begin() as conn:
-        return work(conn)
+def _answer(
+    loop: asyncio.AbstractEventLoop,
+    future: asyncio.Future[Any],
+    result: object,
+    error: Exception | None,
+) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+        loop.call_soon_threadsafe(_settle, future, result, error)
+
+
+def _settle(future: asyncio.Future[Any], result: object, error: Exception | None) -> None:
+    if future.done():  # cancelled: its caller went away
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
