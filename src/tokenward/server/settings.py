@@ -419,11 +419,12 @@ class Settings(BaseSettings):
         "LISTENs, reloading at once; the poll (`cache_refresh_seconds`) stays as the fallback.",
     )
     write_batch_delay_ms: float = Field(
-        2.0,
+        0.0,
         ge=0,
         le=100,
         description="Group commit of the token path's writes (used assertion `jti`s, opaque "
-        "tokens): the longest a write waits for others to share its transaction.",
+        "tokens): the longest a write waits for others to share its transaction. At 0 it does "
+        "not wait: the rows that arrive while a transaction is in flight form the next one.",
     )
     write_batch_max_rows: int = Field(
         256, ge=1, le=10_000, description="Most rows one group-commit transaction writes."

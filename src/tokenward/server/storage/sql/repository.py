@@ -161,7 +161,7 @@ class Repository:
     group commit (``group_commit.py``): concurrent requests share a transaction."""
 
     def __init__(
-        self, engine: AsyncEngine, *, batch_delay: float = 0.002, batch_rows: int = 256
+        self, engine: AsyncEngine, *, batch_delay: float = 0.0, batch_rows: int = 256
     ) -> None:
         self.engine = engine
         self._placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
@@ -179,7 +179,7 @@ class Repository:
         )
 
     @classmethod
-    def from_url(cls, url: str, *, batch_delay: float = 0.002, batch_rows: int = 256) -> Repository:
+    def from_url(cls, url: str, *, batch_delay: float = 0.0, batch_rows: int = 256) -> Repository:
         return cls(create_engine_for(url), batch_delay=batch_delay, batch_rows=batch_rows)
 
     def _insert(self, table: sa.Table) -> Any:
@@ -896,7 +896,7 @@ class Repository:
             return int(result.rowcount)
 
 
-def sql_stores(url: str, *, batch_delay: float = 0.002, batch_rows: int = 256) -> Stores:
+def sql_stores(url: str, *, batch_delay: float = 0.0, batch_rows: int = 256) -> Stores:
     """Every storage port, implemented by one repository over one engine; ``batch_*``: the
     group commit of the token path's writes."""
     repository = Repository.from_url(url, batch_delay=batch_delay, batch_rows=batch_rows)
