@@ -14,7 +14,6 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
 from tokenward.server.storage.sql import tables as t
 from tokenward.server.storage.sql.migrate import sync_url, upgrade
@@ -92,7 +91,7 @@ async def test_a_stuck_transaction_delays_close_a_bounded_time_and_never_the_exi
 ) -> None:
     """A database that stops answering mid-transaction must not hang a graceful stop: close
     waits ``close_wait`` at most, and the thread is a daemon, so the process can exit."""
-    writes = WriterThread(make_url(sync_url(db_url)), close_wait=0.2)
+    writes = WriterThread(sync_url(db_url), close_wait=0.2)
     release = threading.Event()
 
     def stuck(conn: sa.Connection) -> threading.Thread:

@@ -21,7 +21,7 @@ from tokenward.protocol.introspection import ClientFacts
 from tokenward.protocol.model import Api, Client, ClientSecret, Registry
 from tokenward.server.storage.sql import tables as t
 from tokenward.server.storage.sql.group_commit import GroupCommit
-from tokenward.server.storage.sql.migrate import ensure_sqlite_dir
+from tokenward.server.storage.sql.migrate import ensure_sqlite_dir, sync_url
 from tokenward.server.storage.sql.notify import CHANNEL, PgRegistryChanges
 from tokenward.server.storage.sql.writer import WriterThread
 from tokenward.server.stores import (
@@ -167,10 +167,11 @@ class Repository:
         self._placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._use_jti_sqls: dict[int, str] = {}
         # The group commit's transactions, each run whole on a thread of its own (writer.py).
+        url = sync_url(engine.url.render_as_string(hide_password=False))
         if engine.dialect.name == "sqlite":
-            self._writes = WriterThread(engine.url, configure=_sqlite_connect_pragmas)
+            self._writes = WriterThread(url, configure=_sqlite_connect_pragmas)
         else:
-            self._writes = WriterThread(engine.url, pool_size=1, max_overflow=0, pool_pre_ping=True)
+            self._writes = WriterThread(url, pool_size=1, max_overflow=0, pool_pre_ping=True)
         self._assertions = GroupCommit[AssertionRow, bool](
             self.use_assertions, delay=batch_delay, max_rows=batch_rows
         )

@@ -5,8 +5,9 @@ driver (aiosqlite runs every call on its thread; psycopg's round trips wake the 
 each hand-off is a wake-up of a loop that is busy with requests. So the group commit
 (``group_commit.py``) writes through a :class:`WriterThread`: one thread with a synchronous
 engine on the same database, which runs a whole transaction per hand-off. With 32 concurrent
-writers a used ``jti`` costs the process 57-60 µs of CPU on SQLite this way, against 96-99 µs
-through the async engine (``bench/bench_group_commit.py``, docs/consistency.md).
+writers a used ``jti`` costs the process 47-53 µs of CPU on SQLite this way, against 89-90 µs
+through the async engine with the former 2 ms batch delay (``bench/bench_group_commit.py``,
+docs/consistency.md).
 
 The async engine stays for everything else (reads, admin writes, the audit trail).
 """
@@ -21,9 +22,8 @@ from collections.abc import Callable
 from typing import Any, TypeAlias, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL
 
-__all__ = ["WriterThread", "sync_driver"]
+__all__ = ["WriterThread"]
 
 T = TypeVar("T")
 
@@ -31,13 +31,6 @@ T = TypeVar("T")
 _Job: TypeAlias = tuple[
     asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[sa.Connection], Any] | None
 ]
-
-
-def sync_driver(url: URL) -> URL:
-    """The synchronous counterpart of an async driver URL (psycopg 3 is both)."""
-    if url.drivername == "sqlite+aiosqlite":
-        return url.set(drivername="sqlite")
-    return url
 
 
 class WriterThread:
@@ -49,13 +42,13 @@ class WriterThread:
 
     def __init__(
         self,
-        url: URL,
+        url: str,
         *,
         configure: Callable[[sa.Engine], None] | None = None,
         close_wait: float = 5.0,
         **options: Any,
     ) -> None:
-        self._url = sync_driver(url)
+        self._url = url  # a synchronous driver's
         self._close_wait = close_wait
         self._configure = configure
         self._options = options
