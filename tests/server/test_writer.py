@@ -35,8 +35,13 @@ async def _stored_jtis(repo: Repository) -> set[str]:
         return set((await conn.execute(sa.select(t.used_assertions.c.jti))).scalars())
 
 
-def _thread_names() -> set[str]:
-    return {thread.name for thread in threading.enumerate()}
+def _new_writers(before: set[threading.Thread]) -> list[threading.Thread]:
+    """Writer threads alive now that were not in ``before`` (other tests' may linger)."""
+    return [
+        thread
+        for thread in threading.enumerate()
+        if thread.name == "tokenward-writes" and thread not in before
+    ]
 
 
 async def test_a_transaction_runs_off_the_loop_and_is_visible_when_it_returns(
@@ -79,17 +84,22 @@ async def test_nothing_starts_before_the_first_transaction_and_close_stops_it(
 ) -> None:
     assert upgrade(db_url)
     repo = Repository.from_url(db_url)
-    before = _thread_names()
+    before = set(threading.enumerate())
     try:
         await repo.version()  # a read through the async engine starts no writer
-        assert not any(name.startswith("tokenward-writes") for name in _thread_names() - before)
+        assert _new_writers(before) == []
         assert await repo.use_assertions([("c1", "j1", 9)]) == [True]
-        assert any(name.startswith("tokenward-writes") for name in _thread_names())
+        [writer] = _new_writers(before)
     finally:
         await repo.close()
+    writer.join(5)
+    assert not writer.is_alive()
     # Closed, then used again (a CLI command after a server stopped): it starts afresh.
     assert await repo.use_assertions([("c1", "j2", 9)]) == [True]
+    [again] = _new_writers(before | {writer})
     await repo.close()
+    again.join(5)
+    assert not again.is_alive()
 
 
 async def test_a_stuck_transaction_delays_close_a_bounded_time_and_never_the_exit(
